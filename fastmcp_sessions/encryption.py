@@ -1,0 +1,235 @@
+"""Fernet keys, where they come from, and the value codecs that use them.
+
+A ``Keyring`` holds one or more Fernet keys, newest first: the newest encrypts,
+every key decrypts, so a new key can be added before old data is re-encrypted.
+
+Ciphertext is bound to its place: the encrypted plaintext is the JSON array
+``[collection, key, value]``, and decryption checks the first two against where the
+token was read from. A record copied to another key or collection therefore fails
+with ``DecryptionError`` instead of returning somebody else's data (Fernet's HMAC
+keeps the embedded names from being altered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from fastmcp_sessions.errors import DecryptionError, DeserializationError, StoreSetupError
+from fastmcp_sessions._values import dumps_validated
+
+logger = logging.getLogger("fastmcp_sessions")
+
+KEYS_ENV = "FASTMCP_SESSIONS_KEYS"
+"""Environment variable with comma-separated Fernet keys, newest first."""
+
+KEY_FILE_NAME = "fastmcp-sessions.key"
+
+
+class Keyring:
+    """Fernet keys, newest first. Its repr shows fingerprints, never key material."""
+
+    __slots__ = ("_fernets", "_multi", "fingerprints", "source")
+
+    def __init__(self, keys: Iterable[str | bytes], *, source: str = "passed in") -> None:
+        material = [k.strip() if isinstance(k, str) else k.strip() for k in keys]
+        material = [k for k in material if k]
+        if not material:
+            raise StoreSetupError("no encryption key given; pass at least one Fernet key (Keyring.generate_key())")
+        fernets = []
+        for index, key in enumerate(material):
+            try:
+                fernets.append(Fernet(key))
+            except (ValueError, TypeError):
+                raise StoreSetupError(
+                    f"encryption key #{index + 1} ({source}) is not a Fernet key: it must be 32 url-safe "
+                    "base64-encoded bytes; make one with `python -c 'from fastmcp_sessions import Keyring; "
+                    "print(Keyring.generate_key())'`"
+                ) from None
+        self._fernets = fernets
+        self._multi = MultiFernet(fernets)
+        self.fingerprints = tuple(fingerprint(k) for k in material)
+        self.source = source
+
+    @staticmethod
+    def generate_key() -> str:
+        """Return a new random Fernet key (url-safe base64 text)."""
+        return Fernet.generate_key().decode("ascii")
+
+    def __repr__(self) -> str:
+        return f"Keyring(keys={list(self.fingerprints)}, source={self.source!r})"
+
+    def __len__(self) -> int:
+        return len(self._fernets)
+
+    def encrypt(self, data: bytes) -> bytes:
+        """Encrypt with the newest key."""
+        return self._fernets[0].encrypt(data)
+
+    def decrypt(self, token: bytes) -> bytes:
+        """Decrypt with whichever key fits; raises ``cryptography.fernet.InvalidToken`` if none does."""
+        return self._multi.decrypt(token)
+
+    def is_current(self, token: bytes) -> bool:
+        """Whether ``token`` was encrypted with the newest key."""
+        try:
+            self._fernets[0].decrypt(token)
+        except InvalidToken:
+            return False
+        return True
+
+
+def fingerprint(key: str | bytes) -> str:
+    """A short, non-reversible name for a key, safe to print."""
+    raw = key.encode("ascii") if isinstance(key, str) else key
+    return "sha256:" + hashlib.sha256(raw).hexdigest()[:12]
+
+
+def default_key_file(app_name: str) -> Path:
+    """Where the generated key lives: ``platformdirs.user_config_dir(app_name)``."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(app_name)) / KEY_FILE_NAME
+
+
+def load_keyring(
+    keys: Keyring | Sequence[str | bytes] | str | None = None,
+    *,
+    app_name: str = "fastmcp",
+    key_file: str | os.PathLike[str] | None = None,
+) -> Keyring:
+    """Find the encryption keys, in this order: ``keys`` passed in; env ``FASTMCP_SESSIONS_KEYS``
+    (comma-separated, newest first); the key file (created 0600 with a new key on first use)."""
+    if isinstance(keys, Keyring):
+        return keys
+    if isinstance(keys, str | bytes):
+        keys = [keys]
+    if keys:
+        return Keyring(keys, source="passed in")
+    env = os.environ.get(KEYS_ENV, "").strip()
+    if env:
+        return Keyring(env.split(","), source=f"env {KEYS_ENV}")
+    path = Path(key_file) if key_file is not None else default_key_file(app_name)
+    return Keyring(_read_or_create_key_file(path), source=f"key file {path}")
+
+
+def _read_or_create_key_file(path: Path) -> list[str]:
+    if not path.exists():
+        make_private_dir(path.parent)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(Keyring.generate_key() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                # link() fails if another process created the file first; then we use theirs.
+                os.link(tmp, path)
+                logger.info("created a new encryption key file at %s", path)
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        logger.warning("key file %s is readable by other users (mode %o); run: chmod 600 %s", path, mode, path)
+    lines = [line.strip() for line in path.read_text(encoding="ascii").splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) with mode 0700; existing directories are left as they are."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
+
+
+class ValueCodec(Protocol):
+    """Turns a validated value into the bytes a store keeps, and back."""
+
+    encrypted: bool
+
+    def encode(self, collection: str, key: str, value: dict[str, Any]) -> bytes: ...
+
+    def decode(self, collection: str, key: str, data: bytes) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class JsonCodec:
+    """Plain UTF-8 JSON."""
+
+    encrypted: bool = False
+
+    def encode(self, collection: str, key: str, value: dict[str, Any]) -> bytes:
+        return dumps_validated(value).encode("utf-8")
+
+    def decode(self, collection: str, key: str, data: bytes) -> dict[str, Any]:
+        try:
+            value = json.loads(data)
+        except ValueError:
+            raise DeserializationError(
+                f"the stored value at collection {collection!r}, key {key!r} is not valid JSON "
+                "(is the data encrypted? then open the store with encryption on)"
+            ) from None
+        if not isinstance(value, dict):
+            raise DeserializationError(f"the stored value at collection {collection!r}, key {key!r} is not an object")
+        return value
+
+
+class FernetCodec:
+    """Fernet over the JSON array ``[collection, key, value]``, so ciphertext is bound to its place."""
+
+    encrypted = True
+    __slots__ = ("keyring",)
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    def __repr__(self) -> str:
+        return f"FernetCodec({self.keyring!r})"
+
+    def encode(self, collection: str, key: str, value: dict[str, Any]) -> bytes:
+        plain = dumps_validated([collection, key, value])  # type: ignore[arg-type]
+        return self.keyring.encrypt(plain.encode("utf-8"))
+
+    def decode(self, collection: str, key: str, data: bytes) -> dict[str, Any]:
+        try:
+            plain = self.keyring.decrypt(data)
+        except (InvalidToken, TypeError, ValueError):
+            raise DecryptionError(
+                f"cannot decrypt the value at collection {collection!r}, key {key!r}: it was not encrypted "
+                f"with any of the keys in use ({', '.join(self.keyring.fingerprints)}, from "
+                f"{self.keyring.source}), or it is not fastmcp-sessions ciphertext. Add the key it was "
+                f"written with to {KEYS_ENV} (newest first); nothing was changed"
+            ) from None
+        try:
+            stored_collection, stored_key, value = json.loads(plain)
+        except (ValueError, TypeError):
+            raise DecryptionError(
+                f"the value at collection {collection!r}, key {key!r} decrypted to something that is not "
+                "a fastmcp-sessions record"
+            ) from None
+        if stored_collection != collection or stored_key != key:
+            raise DecryptionError(
+                f"the value at collection {collection!r}, key {key!r} was encrypted for a different "
+                "collection or key (a copied or moved record); refusing to return it"
+            )
+        return value  # type: ignore[no-any-return]

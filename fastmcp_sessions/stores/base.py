@@ -1,0 +1,372 @@
+"""The store contract: one abstract base that every backend implements.
+
+A store is a py-key-value-aio ``AsyncKeyValue`` (so FastMCP accepts it in every slot
+that takes storage) plus listing, culling and the atomic operations FastMCP's own
+protocol lacks: put-if-absent, versioned reads, compare-and-set, delete-if-version
+and a retrying read-modify-write ``update``.
+
+The public methods here validate their arguments once and translate driver errors;
+a backend implements the underscore methods, which receive validated input:
+``collection`` and ``key`` are valid names, ``ttl`` is ``None`` or positive finite
+seconds, and a value is a private, validated copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Self, SupportsFloat
+
+from fastmcp_sessions.errors import (
+    ConflictError,
+    InvalidKeyError,
+    SerializationError,
+    StoreClosedError,
+    StoreConnectionError,
+)
+from fastmcp_sessions._values import (
+    DEFAULT_COLLECTION,
+    check_collection,
+    check_key,
+    check_ttl,
+    clone,
+    copy_value,
+)
+
+Value = dict[str, Any]
+UpdateFn = Callable[[Value | None], "Mapping[str, Any] | None | Awaitable[Mapping[str, Any] | None]"]
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A stored value together with its version and remaining lifetime.
+
+    ``version`` is opaque: compare it only for equality, and pass it back to
+    ``compare_and_set`` or ``delete_if_version``. It changes on every write, so a
+    key that was deleted and written again never reuses an old version.
+    """
+
+    value: Value
+    version: str
+    ttl: float | None
+
+
+class Store(ABC):
+    """Base class of every fastmcp-sessions store.
+
+    Subclasses declare the URL schemes they serve in ``url_schemes`` and build
+    themselves from a URL in ``from_url``; ``open_store`` picks the backend by scheme.
+    """
+
+    url_schemes: ClassVar[tuple[str, ...]] = ()
+    """URL schemes this backend serves, e.g. ``("redis", "rediss")``."""
+
+    pip_extra: ClassVar[str | None] = None
+    """The ``pip install fastmcp-sessions[...]`` extra this backend needs, if any."""
+
+    handles_encryption: ClassVar[bool] = False
+    """True when the backend takes ``encryption=`` itself (the disk store)."""
+
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    """Driver exceptions meaning "the backend cannot be reached"; raised as ``StoreConnectionError``."""
+
+    update_attempts: int = 32
+    """How many times ``update`` retries a lost race before raising ``ConflictError``."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from fastmcp_sessions.stores.registry import register_backend
+
+        for scheme in cls.__dict__.get("url_schemes", ()):
+            register_backend(scheme, cls)
+
+    def __init__(self, *, default_collection: str | None = None) -> None:
+        self.default_collection = (
+            DEFAULT_COLLECTION if default_collection is None else check_collection(default_collection)
+        )
+        self._closed = False
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Store:
+        """Build a store of this backend from ``url`` (one of ``url_schemes``) and options."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from a URL")
+
+    # -- the AsyncKeyValue protocol -----------------------------------------------------
+
+    async def get(self, key: str, *, collection: str | None = None) -> Value | None:
+        """Return the value stored at ``key``, or ``None`` if it is missing or expired."""
+        entry = await self._call(self._read, self._collection(collection), check_key(key))
+        return None if entry is None else entry.value
+
+    async def ttl(self, key: str, *, collection: str | None = None) -> tuple[Value | None, float | None]:
+        """Return ``(value, remaining seconds)``; ``(value, None)`` when it never expires,
+        ``(None, None)`` when it is missing."""
+        entry = await self._call(self._read, self._collection(collection), check_key(key))
+        return (None, None) if entry is None else (entry.value, entry.ttl)
+
+    async def put(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        """Store ``value`` at ``key``, replacing what was there, expiring after ``ttl`` seconds."""
+        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
+        await self._call(self._write, c, k, copy_value(value), seconds)
+
+    async def delete(self, key: str, *, collection: str | None = None) -> bool:
+        """Delete ``key``; return whether a live entry was there."""
+        return bool(await self._call(self._remove, self._collection(collection), check_key(key)))
+
+    async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[Value | None]:
+        """Return the values of ``keys`` in order, ``None`` for each missing one."""
+        entries = await self._call(self._read_many, self._collection(collection), self._keys_arg(keys))
+        return [None if e is None else e.value for e in entries]
+
+    async def ttl_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[tuple[Value | None, float | None]]:
+        """Return ``(value, remaining seconds)`` for each of ``keys``, in order."""
+        entries = await self._call(self._read_many, self._collection(collection), self._keys_arg(keys))
+        return [(None, None) if e is None else (e.value, e.ttl) for e in entries]
+
+    async def put_many(
+        self,
+        keys: Sequence[str],
+        values: Sequence[Mapping[str, Any]],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        """Store each value at its key (all with the same ``ttl``), as one batch where the backend allows."""
+        c, ks, seconds = self._collection(collection), self._keys_arg(keys), check_ttl(ttl)
+        if isinstance(values, Mapping) or len(values) != len(ks):
+            raise SerializationError("put_many needs a sequence of values, exactly one per key")
+        await self._call(self._write_many, c, ks, [copy_value(v) for v in values], seconds)
+
+    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
+        """Delete ``keys``; return how many live entries were deleted."""
+        return int(await self._call(self._remove_many, self._collection(collection), self._keys_arg(keys)))
+
+    # -- listing and housekeeping -------------------------------------------------------
+
+    async def keys(self, collection: str | None = None, limit: int | None = None) -> list[str]:
+        """Return the live keys of ``collection`` (all of them unless ``limit`` is given)."""
+        return list(await self._call(self._list_keys, self._collection(collection), _check_limit(limit)))
+
+    async def collections(self, limit: int | None = None) -> list[str]:
+        """Return the names of the collections that hold at least one live entry."""
+        return list(await self._call(self._list_collections, _check_limit(limit)))
+
+    async def destroy_collection(self, collection: str) -> bool:
+        """Delete every entry of ``collection``; return whether it held any."""
+        return bool(await self._call(self._drop_collection, check_collection(collection)))
+
+    async def cull(self) -> None:
+        """Delete expired entries now and reclaim their space (stores also do this on their own)."""
+        await self._call(self._cull)
+
+    async def close(self) -> None:
+        """Release connections and threads. Idempotent; the store is unusable afterwards."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- atomic operations --------------------------------------------------------------
+
+    async def put_if_absent(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> bool:
+        """Store ``value`` only if ``key`` holds no live entry; return whether it was stored.
+
+        Atomic across processes: of any number of concurrent callers exactly one wins.
+        """
+        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
+        return bool(await self._call(self._insert, c, k, copy_value(value), seconds))
+
+    async def get_versioned(self, key: str, *, collection: str | None = None) -> Versioned | None:
+        """Return the value with its opaque version and remaining TTL, or ``None``."""
+        result: Versioned | None = await self._call(self._read, self._collection(collection), check_key(key))
+        return result
+
+    async def compare_and_set(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        version: str,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> bool:
+        """Replace the entry only if its version is still ``version``; return whether it did.
+
+        Fails (returns ``False``) when the entry changed, was deleted or expired since
+        ``version`` was read.
+        """
+        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
+        if not isinstance(version, str):
+            return False
+        return bool(await self._call(self._swap, c, k, copy_value(value), version, seconds))
+
+    async def delete_if_version(self, key: str, version: str, *, collection: str | None = None) -> bool:
+        """Delete the entry only if its version is still ``version``; return whether it did."""
+        c, k = self._collection(collection), check_key(key)
+        if not isinstance(version, str):
+            return False
+        return bool(await self._call(self._remove_if_version, c, k, version))
+
+    async def update(
+        self,
+        key: str,
+        fn: UpdateFn,
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+        max_attempts: int | None = None,
+    ) -> Value | None:
+        """Atomically replace the value at ``key`` with ``fn(current)``; return the new value.
+
+        ``fn`` receives a private copy of the current value (``None`` when absent) and
+        returns the new mapping, or ``None`` to delete the entry; it may be a coroutine
+        function. It can run more than once, so it must not have side effects. With
+        ``ttl=None`` an existing entry keeps its remaining lifetime. When other writers
+        win the race ``max_attempts`` times in a row, ``ConflictError`` is raised and
+        nothing of ours was written.
+        """
+        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
+        attempts = self.update_attempts if max_attempts is None else max_attempts
+        for attempt in range(attempts):
+            current: Versioned | None = await self._call(self._read, c, k)
+            result = fn(None if current is None else clone(current.value))
+            if inspect.isawaitable(result):
+                result = await result
+            if result is None:
+                if current is None or await self._call(self._remove_if_version, c, k, current.version):
+                    return None
+            else:
+                new = copy_value(result)
+                if current is None:
+                    if await self._call(self._insert, c, k, new, seconds):
+                        return clone(new)
+                else:
+                    keep = current.ttl if seconds is None else seconds
+                    if await self._call(self._swap, c, k, new, current.version, keep):
+                        return clone(new)
+            # Lost a race: back off with jitter so competing writers spread out.
+            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * (2**attempt))))
+        raise ConflictError(c, k, attempts)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _collection(self, collection: str | None) -> str:
+        return self.default_collection if collection is None else check_collection(collection)
+
+    @staticmethod
+    def _keys_arg(keys: Sequence[str]) -> list[str]:
+        if isinstance(keys, str):
+            raise InvalidKeyError("pass a list of keys, not a single str")
+        return [check_key(k) for k in keys]
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        if self._closed:
+            raise StoreClosedError(repr(self))
+        try:
+            return await method(*args)
+        except self.driver_errors as exc:
+            raise self._connection_error(exc) from exc
+
+    def _connection_error(self, exc: BaseException) -> StoreConnectionError:
+        """The ``StoreConnectionError`` to raise for a driver error (override to add advice)."""
+        return StoreConnectionError(
+            f"{self!r} could not be reached ({type(exc).__name__}: {exc}); check that the server is "
+            "running and reachable, then retry: the store reconnects on its own"
+        )
+
+    # -- what a backend implements ------------------------------------------------------
+
+    @abstractmethod
+    async def _read(self, collection: str, key: str) -> Versioned | None:
+        """The live entry at (collection, key), or ``None``. ``value`` must be a private copy."""
+
+    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+        return [await self._read(collection, k) for k in keys]
+
+    @abstractmethod
+    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+        """Unconditionally store ``value`` with a fresh version."""
+
+    async def _write_many(
+        self, collection: str, keys: list[str], values: list[Value], ttl: float | None
+    ) -> None:
+        for k, v in zip(keys, values, strict=True):
+            await self._write(collection, k, v, ttl)
+
+    @abstractmethod
+    async def _remove(self, collection: str, key: str) -> bool:
+        """Delete the entry; True if a live one was there."""
+
+    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+        return sum([await self._remove(collection, k) for k in dict.fromkeys(keys)])
+
+    @abstractmethod
+    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+        """Store ``value`` only if no live entry exists (an expired one counts as absent)."""
+
+    @abstractmethod
+    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+        """Replace the live entry only if its version equals ``version``."""
+
+    @abstractmethod
+    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+        """Delete the live entry only if its version equals ``version``."""
+
+    @abstractmethod
+    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+        """Live keys of ``collection``, at most ``limit``."""
+
+    @abstractmethod
+    async def _list_collections(self, limit: int | None) -> list[str]:
+        """Collections holding at least one live entry, at most ``limit``."""
+
+    @abstractmethod
+    async def _drop_collection(self, collection: str) -> bool:
+        """Delete every entry of ``collection``."""
+
+    async def _cull(self) -> None:
+        """Delete expired entries (backends whose server expires entries need nothing here)."""
+
+    async def _close(self) -> None:
+        """Release resources."""
+
+
+def _check_limit(limit: int | None) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+    return limit
