@@ -148,49 +148,10 @@ if [[ "${TEST_SERVERS_FORCE:-0}" != 1 ]] && [[ -f "$DDB/classes/DynamoDBLocalLoo
     log "dynamodb-local: loopback launcher already compiled"
 else
     log "dynamodb-local: compiling scripts/DynamoDBLocalLoopback.java"
-    rm -rf "$DDB/classes" "$DDB/dynamodb-local.jsa"
+    rm -rf "$DDB/classes"
     mkdir -p "$DDB/classes"
     javac -nowarn -d "$DDB/classes" -cp "$DDB/emulator/DynamoDBLocal.jar" "$SRC"
     printf '%s' "$SRC_SUM" >"$DDB/classes/.source-sha256"
-fi
-
-# A class-data-sharing archive of DynamoDB Local's classes: JVM start-up in
-# tests goes from about 1.8 s to about 1 s.  Made by one start and stop.
-if [[ -f "$DDB/dynamodb-local.jsa" ]]; then
-    log "dynamodb-local: class-data-sharing archive present"
-else
-    log "dynamodb-local: making a class-data-sharing archive (one start/stop)"
-    PORT="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-    java -XX:ArchiveClassesAtExit="$DDB/dynamodb-local.jsa.tmp" -XX:TieredStopAtLevel=1 \
-        -XX:+UseSerialGC -Djava.net.preferIPv4Stack=true \
-        -Djava.library.path="$DDB/emulator/DynamoDBLocal_lib" \
-        -cp "$DDB/classes:$DDB/emulator/DynamoDBLocal.jar" DynamoDBLocalLoopback \
-        -inMemory -disableTelemetry -sharedDb -port "$PORT" >"$DDB/cds.log" 2>&1 &
-    JPID=$!
-    ok=0
-    for _ in $(seq 1 600); do
-        if "$PYTHON" - "$PORT" <<'EOF' 2>/dev/null; then ok=1; break; fi
-import sys, urllib.request, urllib.error
-req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/", data=b"{}", method="POST", headers={
-    "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.ListTables",
-    "Authorization": "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0"})
-try:
-    urllib.request.urlopen(req, timeout=1).read()
-except urllib.error.HTTPError:
-    pass
-EOF
-        kill -0 "$JPID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -TERM "$JPID" 2>/dev/null || true
-    wait "$JPID" 2>/dev/null || true
-    if [[ $ok == 1 && -s "$DDB/dynamodb-local.jsa.tmp" ]]; then
-        mv "$DDB/dynamodb-local.jsa.tmp" "$DDB/dynamodb-local.jsa"
-        log "dynamodb-local: archive written"
-    else
-        rm -f "$DDB/dynamodb-local.jsa.tmp"
-        log "dynamodb-local: warning: no archive (tests still run, start-up is slower); see $DDB/cds.log"
-    fi
 fi
 
 # ---------------------------------------------------------------- wait for venvs

@@ -94,7 +94,6 @@ _DDB_JAR = _DDB_DIR / "emulator" / "DynamoDBLocal.jar"
 _DDB_LIB = _DDB_DIR / "emulator" / "DynamoDBLocal_lib"
 _DDB_CLASSES = _DDB_DIR / "classes"
 _DDB_LAUNCHER = _DDB_CLASSES / "DynamoDBLocalLoopback.class"
-_DDB_CDS = _DDB_DIR / "dynamodb-local.jsa"
 _DDB_MARKER = _DDB_DIR / ".installed"
 
 
@@ -290,6 +289,8 @@ class ManagedServer:
         self._ensure_installed()
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"test-{self.name}-"))
+        with _live_lock:
+            _live.add(self)  # until stop(): process and/or directory to clean up
         first_start = self._port is None
         attempts = 3 if first_start and not self._fixed_port else 1
         for attempt in range(attempts):
@@ -312,6 +313,8 @@ class ManagedServer:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+        with _live_lock:
+            _live.discard(self)
 
     def kill(self) -> None:
         """SIGKILL the process (a crash); keeps the dir; start() brings it back."""
@@ -387,8 +390,6 @@ class ManagedServer:
             env=self._env(),
             start_new_session=True,  # ^C in the test run does not hit it first
         )
-        with _live_lock:
-            _live.add(self)
         deadline = started + self.start_timeout
         last_error: BaseException | None = None
         while True:
@@ -396,8 +397,6 @@ class ManagedServer:
             if code is not None:
                 self._close_log()
                 self._proc = None
-                with _live_lock:
-                    _live.discard(self)
                 raise ServerStartError(
                     f"{self.name} exited with code {code} while starting on {HOST}:{self.port}\n"
                     f"command: {' '.join(command)}\n--- {log_path} (tail) ---\n{self.log_tail()}"
@@ -441,8 +440,6 @@ class ManagedServer:
                         os.kill(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=self.stop_timeout)
             self._proc = None
-        with _live_lock:
-            _live.discard(self)
         self._close_log()
 
     def _close_log(self) -> None:
@@ -1002,9 +999,9 @@ class MongoServer(ManagedServer):
       where the install script found Python >= 3.13.  It alone supports
       ``username``/``password`` (SCRAM users in ``admin``).
 
-    ``url`` is ``mongodb://[user:password@]127.0.0.1:P`` (add
-    ``/?directConnection=true`` if the driver needs it; a single server is
-    detected as standalone anyway).
+    ``url`` is ``mongodb://127.0.0.1:P`` (a single server is detected as
+    standalone), or with credentials
+    ``mongodb://user:password@127.0.0.1:P/?authSource=admin&authMechanism=SCRAM-SHA-256``.
     """
 
     KINDS = ("nx", "mongoeco")
@@ -1040,13 +1037,18 @@ class MongoServer(ManagedServer):
 
     @property
     def url(self) -> str:
-        credentials = ""
-        if self.username is not None:
-            credentials = (
-                f"{urllib.parse.quote(self.username, safe='')}:"
-                f"{urllib.parse.quote(self.password or '', safe='')}@"
-            )
-        return f"mongodb://{credentials}{HOST}:{self.port}"
+        if self.username is None:
+            return f"mongodb://{HOST}:{self.port}"
+        credentials = (
+            f"{urllib.parse.quote(self.username, safe='')}:"
+            f"{urllib.parse.quote(self.password or '', safe='')}@"
+        )
+        # mongoeco answers no saslSupportedMechs in hello, so drivers would
+        # fall back to SCRAM-SHA-1, which it does not accept: name the mechanism.
+        return (
+            f"mongodb://{credentials}{HOST}:{self.port}/"
+            "?authSource=admin&authMechanism=SCRAM-SHA-256"
+        )
 
     def _ensure_installed(self) -> None:
         ensure_installed(self.kind)
@@ -1063,7 +1065,13 @@ class MongoServer(ManagedServer):
                 "--pid-file", str(self.workdir / "nx-27017.pid"),
             ]  # fmt: skip
         users = [[self.username, self.password]] if self.username is not None else []
-        return [str(_ECO_PYTHON), "-c", _MONGOECO_RUNNER, HOST, str(self.port), json.dumps(users)]
+        runner = self.workdir / "mongoeco_server.py"
+        return [str(_ECO_PYTHON), str(runner), HOST, str(self.port), json.dumps(users)]
+
+    def _prepare(self) -> None:
+        assert self.workdir is not None
+        if self.kind == "mongoeco":
+            (self.workdir / "mongoeco_server.py").write_text(_MONGOECO_RUNNER.lstrip())
 
     def _probe(self) -> bool:
         mongo_hello(self.port, timeout=1.0)
@@ -1201,9 +1209,6 @@ class DynamoDBServer(ManagedServer):
             "-Xss1m",
             "-Xmx512m",
         ]
-        if _DDB_CDS.is_file():
-            command.append(f"-XX:SharedArchiveFile={_DDB_CDS}")
-            command.append("-Xshare:auto")
         command += [
             "-cp",
             f"{_DDB_CLASSES}{os.pathsep}{_DDB_JAR}",

@@ -518,7 +518,8 @@ class _transaction:
 
 def _parse_version(version: str) -> int | None:
     try:
-        return int(version)
+        number = int(version)
     except ValueError:
         return None
+    return number if 0 <= number < 2**63 else None
 

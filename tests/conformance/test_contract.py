@@ -1,0 +1,578 @@
+"""The store contract. Every backend in tests/backends.py runs every test here."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from key_value.aio.adapters.pydantic import PydanticAdapter
+from pydantic import BaseModel
+
+from fastmcp_sessions import Store
+from fastmcp_sessions._values import MAX_COLLECTION_BYTES, MAX_KEY_BYTES
+from fastmcp_sessions.errors import (
+    ConflictError,
+    InvalidKeyError,
+    InvalidTTLError,
+    SerializationError,
+    StoreClosedError,
+)
+
+from backends import Backend
+
+TRICKY_NAMES = [
+    ":",
+    "::",
+    "a::b",
+    "*",
+    "?",
+    "[",
+    "[a-z]",
+    "%",
+    "%2F",
+    "\\",
+    "a\\*",
+    "/",
+    "tools/list",
+    "https://host/mcp/tokens",
+    "https://host/mcp/tokens?x=1&y=%20",
+    "key with spaces",
+    "ключ",
+    "鍵",
+    "emoji 🔑",
+    "{braces}",
+    "default_collection",
+    "\t\n",
+]
+
+
+# -- the AsyncKeyValue protocol ---------------------------------------------------------
+
+
+async def test_put_get_delete_round_trip(store: Store) -> None:
+    assert await store.get("k") is None
+    await store.put("k", {"a": 1, "b": [1, 2, {"c": None}], "d": "x", "e": 1.5, "f": True})
+    assert await store.get("k") == {"a": 1, "b": [1, 2, {"c": None}], "d": "x", "e": 1.5, "f": True}
+    await store.put("k", {"a": 2})
+    assert await store.get("k") == {"a": 2}
+    assert await store.delete("k") is True
+    assert await store.delete("k") is False
+    assert await store.get("k") is None
+
+
+async def test_ttl_of_missing_and_unexpiring_entries(store: Store) -> None:
+    assert await store.ttl("missing") == (None, None)
+    await store.put("k", {"v": 1})
+    assert await store.ttl("k") == ({"v": 1}, None)
+
+
+async def test_collections_are_separate(store: Store) -> None:
+    await store.put("k", {"v": "default"})
+    await store.put("k", {"v": "one"}, collection="one")
+    await store.put("k", {"v": "two"}, collection="two")
+    assert await store.get("k") == {"v": "default"}
+    assert await store.get("k", collection="one") == {"v": "one"}
+    assert await store.get("k", collection="two") == {"v": "two"}
+    await store.delete("k", collection="one")
+    assert await store.get("k", collection="two") == {"v": "two"}
+    assert await store.get("k") == {"v": "default"}
+
+
+async def test_many_forms_keep_order_and_report_missing(store: Store) -> None:
+    keys = [f"k{i}" for i in range(30)]
+    await store.put_many(keys, [{"i": i} for i in range(30)], collection="many")
+    got = await store.get_many(["k3", "nope", "k0", "k3"], collection="many")
+    assert got == [{"i": 3}, None, {"i": 0}, {"i": 3}]
+    ttls = await store.ttl_many(["k1", "nope"], collection="many")
+    assert ttls == [({"i": 1}, None), (None, None)]
+    assert await store.delete_many(["k1", "k2", "nope", "k1"], collection="many") == 2
+    assert await store.get_many(["k1", "k2", "k4"], collection="many") == [None, None, {"i": 4}]
+    assert await store.get_many([], collection="many") == []
+    await store.put_many([], [], collection="many")
+    assert await store.delete_many([], collection="many") == 0
+
+
+async def test_put_many_with_ttl(store: Store) -> None:
+    await store.put_many(["a", "b"], [{"v": 1}, {"v": 2}], ttl=60)
+    for value, ttl in await store.ttl_many(["a", "b"]):
+        assert value is not None
+        assert ttl is not None and 55 < ttl <= 60
+
+
+async def test_put_many_rejects_mismatched_lengths(store: Store) -> None:
+    with pytest.raises(SerializationError):
+        await store.put_many(["a", "b"], [{"v": 1}])
+    assert await store.get("a") is None
+
+
+async def test_large_batches(store: Store) -> None:
+    keys = [f"key-{i}" for i in range(1200)]
+    await store.put_many(keys, [{"i": i} for i in range(1200)], collection="big")
+    got = await store.get_many(keys, collection="big")
+    assert [v["i"] for v in got if v is not None] == list(range(1200))
+    assert len(await store.keys("big")) == 1200
+    assert await store.delete_many(keys, collection="big") == 1200
+    assert await store.keys("big") == []
+
+
+# -- listing ----------------------------------------------------------------------------
+
+
+async def test_keys_collections_and_limits(store: Store) -> None:
+    for i in range(25):
+        await store.put(f"k{i:02}", {"i": i}, collection="listing")
+    await store.put("x", {"v": 1}, collection="other")
+    keys = await store.keys("listing")
+    assert sorted(keys) == [f"k{i:02}" for i in range(25)]
+    assert len(await store.keys("listing", limit=10)) == 10
+    assert await store.keys("listing", limit=0) == []
+    assert set(await store.collections()) >= {"listing", "other"}
+    assert len(await store.collections(limit=1)) == 1
+    assert await store.keys("never-used") == []
+
+
+async def test_destroy_collection_removes_only_that_collection(store: Store) -> None:
+    await store.put_many(["a", "b"], [{"v": 1}, {"v": 2}], collection="doomed")
+    await store.put("a", {"v": "keep"}, collection="kept")
+    assert await store.destroy_collection("doomed") is True
+    assert await store.keys("doomed") == []
+    assert await store.get("a", collection="doomed") is None
+    assert await store.get("a", collection="kept") == {"v": "keep"}
+    assert "doomed" not in await store.collections()
+    assert await store.destroy_collection("doomed") is False
+    # the collection is usable again afterwards
+    await store.put("c", {"v": 3}, collection="doomed")
+    assert await store.get("c", collection="doomed") == {"v": 3}
+
+
+# -- names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TRICKY_NAMES)
+async def test_special_characters_are_data(store: Store, name: str) -> None:
+    await store.put(name, {"as": "key"}, collection="names")
+    await store.put("k", {"as": "collection"}, collection=name)
+    assert await store.get(name, collection="names") == {"as": "key"}
+    assert await store.get("k", collection=name) == {"as": "collection"}
+    assert name in await store.keys("names")
+    assert "k" in await store.keys(name)
+    assert name in await store.collections()
+
+
+async def test_no_two_pairs_share_storage(store: Store) -> None:
+    pairs = [("a", "b::c"), ("a::b", "c"), ("a:b", ":c"), ("a", "b:c"), ("a:", "b"), ("a", ":b"), ("a*", "b"), ("a", "*")]
+    for i, (collection, key) in enumerate(pairs):
+        await store.put(key, {"i": i}, collection=collection)
+    for i, (collection, key) in enumerate(pairs):
+        assert await store.get(key, collection=collection) == {"i": i}
+    # a glob-looking collection lists only its own keys
+    assert await store.keys("a*") == ["b"]
+    assert sorted(await store.keys("a")) == sorted(["b::c", "b:c", ":b", "*"])
+    await store.destroy_collection("a*")
+    assert await store.get("b", collection="a:") == {"i": 4}
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "x" * (MAX_KEY_BYTES + 1), "é" * (MAX_KEY_BYTES // 2 + 1), "\ud800", None, 5, b"bytes"]
+)
+async def test_invalid_keys_are_refused(store: Store, bad: Any) -> None:
+    with pytest.raises(InvalidKeyError):
+        await store.put(bad, {"v": 1})
+    with pytest.raises(InvalidKeyError):
+        await store.get(bad)
+    with pytest.raises(InvalidKeyError):
+        await store.get_many(["ok", bad])
+    with pytest.raises(InvalidKeyError):
+        await store.put_if_absent(bad, {"v": 1})
+
+
+@pytest.mark.parametrize("bad", ["", "c" * (MAX_COLLECTION_BYTES + 1), "\udfff", 7])
+async def test_invalid_collections_are_refused(store: Store, bad: Any) -> None:
+    with pytest.raises(InvalidKeyError):
+        await store.put("k", {"v": 1}, collection=bad)
+    with pytest.raises(InvalidKeyError):
+        await store.keys(bad)
+    with pytest.raises(InvalidKeyError):
+        await store.destroy_collection(bad)
+
+
+async def test_longest_names_are_accepted(store: Store) -> None:
+    key = "k" * MAX_KEY_BYTES
+    collection = "c" * MAX_COLLECTION_BYTES
+    await store.put(key, {"v": 1}, collection=collection)
+    assert await store.get(key, collection=collection) == {"v": 1}
+    wide = "é" * (MAX_KEY_BYTES // 2)
+    await store.put(wide, {"v": 2})
+    assert await store.get(wide) == {"v": 2}
+
+
+# -- TTL --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [True, False, 0, 0.0, -1, -0.5, math.nan, math.inf, -math.inf, "10", [1]])
+async def test_invalid_ttls_are_refused(store: Store, bad: Any) -> None:
+    with pytest.raises(InvalidTTLError):
+        await store.put("k", {"v": 1}, ttl=bad)
+    with pytest.raises(InvalidTTLError):
+        await store.put_if_absent("k", {"v": 1}, ttl=bad)
+    assert await store.get("k") is None
+
+
+async def test_subsecond_ttl_is_neither_truncated_nor_early(store: Store) -> None:
+    await store.put("short", {"v": 1}, ttl=0.6)
+    value, remaining = await store.ttl("short")
+    assert value == {"v": 1}
+    assert remaining is not None and 0.3 < remaining <= 0.6
+    await asyncio.sleep(0.25)
+    assert await store.get("short") == {"v": 1}, "expired early"
+    await asyncio.sleep(0.6)
+    assert await store.get("short") is None, "did not expire"
+
+
+async def test_ttl_is_not_rounded_down_to_whole_seconds(store: Store) -> None:
+    await store.put("two", {"v": 1}, ttl=1.5)
+    await asyncio.sleep(1.05)
+    assert await store.get("two") == {"v": 1}
+    _, remaining = await store.ttl("two")
+    assert remaining is not None and 0 < remaining < 0.5
+
+
+async def test_expired_entries_vanish_from_every_read(store: Store) -> None:
+    await store.put("gone", {"v": 1}, collection="exp", ttl=0.2)
+    await store.put("kept", {"v": 2}, collection="exp")
+    await store.put("only", {"v": 3}, collection="exp-only", ttl=0.2)
+    await asyncio.sleep(0.4)
+    assert await store.get("gone", collection="exp") is None
+    assert await store.ttl("gone", collection="exp") == (None, None)
+    assert await store.get_many(["gone", "kept"], collection="exp") == [None, {"v": 2}]
+    assert await store.keys("exp") == ["kept"]
+    assert "exp-only" not in await store.collections()
+    assert await store.get_versioned("gone", collection="exp") is None
+    assert await store.delete("gone", collection="exp") is False
+    await store.cull()
+    assert await store.keys("exp") == ["kept"]
+
+
+async def test_overwrite_without_ttl_removes_expiry(store: Store) -> None:
+    await store.put("k", {"v": 1}, ttl=0.3)
+    await store.put("k", {"v": 2})
+    await asyncio.sleep(0.5)
+    assert await store.ttl("k") == ({"v": 2}, None)
+
+
+# -- values -----------------------------------------------------------------------------
+
+
+class _Thing:
+    pass
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        "string",
+        [1, 2],
+        42,
+        {1: "int key"},
+        {"nan": math.nan},
+        {"inf": [math.inf]},
+        {"set": {1, 2}},
+        {"bytes": b"x"},
+        {"obj": _Thing()},
+        {"nested": {"deep": [{"x": object()}]}},
+    ],
+)
+async def test_non_json_values_are_refused_and_nothing_is_stored(store: Store, bad: Any) -> None:
+    with pytest.raises(SerializationError):
+        await store.put("k", bad)
+    with pytest.raises(SerializationError):
+        await store.put_if_absent("k", bad)
+    with pytest.raises(SerializationError):
+        await store.put_many(["k", "k2"], [{"ok": 1}, bad])
+    assert await store.get_many(["k", "k2"]) == [None, None]
+
+
+async def test_stored_values_are_isolated_from_callers(store: Store) -> None:
+    value: dict[str, Any] = {"list": [1, {"x": 1}], "map": {"a": "b"}}
+    await store.put("k", value)
+    value["list"][1]["x"] = 99
+    value["map"]["a"] = "changed"
+    got = await store.get("k")
+    assert got == {"list": [1, {"x": 1}], "map": {"a": "b"}}
+    assert got is not None
+    got["list"].append(3)
+    got["map"].clear()
+    assert await store.get("k") == {"list": [1, {"x": 1}], "map": {"a": "b"}}
+    versioned = await store.get_versioned("k")
+    assert versioned is not None
+    versioned.value["map"]["a"] = "again"
+    assert await store.get("k") == {"list": [1, {"x": 1}], "map": {"a": "b"}}
+
+
+async def test_tuples_are_stored_as_lists_and_unicode_survives(store: Store) -> None:
+    await store.put("k", {"t": (1, 2), "u": "ключ 🔑", "big": 2**53, "neg": -1.25e-10})
+    assert await store.get("k") == {"t": [1, 2], "u": "ключ 🔑", "big": 2**53, "neg": -1.25e-10}
+
+
+# -- atomic operations ------------------------------------------------------------------
+
+
+async def test_put_if_absent(store: Store) -> None:
+    assert await store.put_if_absent("k", {"v": 1}) is True
+    assert await store.put_if_absent("k", {"v": 2}) is False
+    assert await store.get("k") == {"v": 1}
+    await store.delete("k")
+    assert await store.put_if_absent("k", {"v": 3}, ttl=0.2) is True
+    await asyncio.sleep(0.35)
+    assert await store.put_if_absent("k", {"v": 4}) is True, "an expired entry must count as absent"
+    assert await store.ttl("k") == ({"v": 4}, None)
+
+
+async def test_put_if_absent_has_exactly_one_winner(store: Store) -> None:
+    results = await asyncio.gather(*(store.put_if_absent("race", {"who": i}) for i in range(20)))
+    assert sum(results) == 1
+    winner = results.index(True)
+    assert await store.get("race") == {"who": winner}
+
+
+async def test_versioned_compare_and_set(store: Store) -> None:
+    assert await store.get_versioned("k") is None
+    await store.put("k", {"v": 1}, ttl=60)
+    first = await store.get_versioned("k")
+    assert first is not None and first.value == {"v": 1}
+    assert first.ttl is not None and 55 < first.ttl <= 60
+    assert await store.compare_and_set("k", {"v": 2}, version=first.version) is True
+    second = await store.get_versioned("k")
+    assert second is not None and second.value == {"v": 2} and second.version != first.version
+    assert second.ttl is None, "compare_and_set without ttl stores an unexpiring value"
+    assert await store.compare_and_set("k", {"v": 3}, version=first.version) is False
+    assert await store.get("k") == {"v": 2}
+    assert await store.compare_and_set("k", {"v": 3}, version=second.version, ttl=30) is True
+    third = await store.get_versioned("k")
+    assert third is not None and third.ttl is not None and 25 < third.ttl <= 30
+
+
+async def test_compare_and_set_never_creates_and_ignores_junk_versions(store: Store) -> None:
+    assert await store.compare_and_set("missing", {"v": 1}, version="1") is False
+    assert await store.get("missing") is None
+    await store.put("k", {"v": 1})
+    for junk in ["", "not-a-version", "0", "-1", "9" * 40]:
+        assert await store.compare_and_set("k", {"v": 2}, version=junk) is False
+        assert await store.delete_if_version("k", junk) is False
+    assert await store.get("k") == {"v": 1}
+
+
+async def test_versions_are_not_reused_after_delete(store: Store) -> None:
+    await store.put("k", {"v": 1})
+    old = await store.get_versioned("k")
+    assert old is not None
+    await store.delete("k")
+    await store.put("k", {"v": 1})
+    assert await store.compare_and_set("k", {"v": 2}, version=old.version) is False
+    assert await store.delete_if_version("k", old.version) is False
+    assert await store.get("k") == {"v": 1}
+
+
+async def test_delete_if_version(store: Store) -> None:
+    await store.put("k", {"v": 1})
+    entry = await store.get_versioned("k")
+    assert entry is not None
+    await store.put("k", {"v": 2})
+    assert await store.delete_if_version("k", entry.version) is False
+    latest = await store.get_versioned("k")
+    assert latest is not None
+    assert await store.delete_if_version("k", latest.version) is True
+    assert await store.get("k") is None
+    assert await store.delete_if_version("k", latest.version) is False
+
+
+async def test_atomic_operations_skip_expired_entries(store: Store) -> None:
+    await store.put("k", {"v": 1}, ttl=0.2)
+    entry = await store.get_versioned("k")
+    assert entry is not None
+    await asyncio.sleep(0.35)
+    assert await store.compare_and_set("k", {"v": 2}, version=entry.version) is False
+    assert await store.delete_if_version("k", entry.version) is False
+    assert await store.get("k") is None
+
+
+async def test_update_creates_modifies_and_deletes(store: Store) -> None:
+    assert await store.update("n", lambda v: {"count": 1 if v is None else v["count"] + 1}) == {"count": 1}
+    assert await store.update("n", lambda v: {"count": v["count"] + 1}) == {"count": 2}
+
+    async def add_ten(v: dict[str, Any] | None) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        assert v is not None
+        return {"count": v["count"] + 10}
+
+    assert await store.update("n", add_ten) == {"count": 12}
+    assert await store.update("n", lambda v: None) is None
+    assert await store.get("n") is None
+
+
+async def test_update_keeps_remaining_ttl_unless_given(store: Store) -> None:
+    await store.put("k", {"v": 1}, ttl=60)
+    await store.update("k", lambda v: {"v": 2})
+    value, ttl = await store.ttl("k")
+    assert value == {"v": 2} and ttl is not None and 50 < ttl <= 60
+    await store.update("k", lambda v: {"v": 3}, ttl=10)
+    _, ttl = await store.ttl("k")
+    assert ttl is not None and 5 < ttl <= 10
+
+
+async def test_update_gives_up_with_conflict_error(store: Store) -> None:
+    calls = 0
+
+    async def always_loses(v: dict[str, Any] | None) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        await store.put("hot", {"other": calls})  # a competing writer wins every time
+        return {"mine": True}
+
+    await store.put("hot", {"start": True})
+    with pytest.raises(ConflictError) as info:
+        await store.update("hot", always_loses, max_attempts=3)
+    assert calls == 3
+    assert "attempts" in str(info.value)
+    assert await store.get("hot") == {"other": 3}
+
+
+async def test_update_refuses_bad_results_without_writing(store: Store) -> None:
+    await store.put("k", {"v": 1})
+    with pytest.raises(SerializationError):
+        await store.update("k", lambda v: {"bad": object()})
+    assert await store.get("k") == {"v": 1}
+
+
+async def test_concurrent_updates_lose_nothing(store: Store) -> None:
+    async def increment() -> None:
+        await store.update("counter", lambda v: {"n": (v or {"n": 0})["n"] + 1})
+
+    await asyncio.gather(*(increment() for _ in range(50)))
+    assert await store.get("counter") == {"n": 50}
+
+
+async def test_concurrent_instances_share_atomicity(backend: Backend) -> None:
+    if not backend.shared_across_instances:
+        pytest.skip("instances of this backend do not share data by design")
+    stores = [backend.open() for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(s.put_if_absent("once", {"i": i}) for i, s in enumerate(stores)))
+        assert sum(results) == 1
+
+        async def increment(s: Store) -> None:
+            for _ in range(10):
+                await s.update("shared", lambda v: {"n": (v or {"n": 0})["n"] + 1})
+
+        await asyncio.gather(*(increment(s) for s in stores))
+        assert await stores[0].get("shared") == {"n": 30}
+    finally:
+        for s in stores:
+            await s.close()
+
+
+WORKER = Path(__file__).with_name("contention_worker.py")
+
+
+async def test_processes_updating_one_key_lose_nothing(backend: Backend) -> None:
+    if backend.url is None:
+        pytest.skip("in-process backend: the task-level contention test covers it")
+    processes, increments = 4, 25
+    env = {**os.environ, **backend.env}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, str(WORKER), backend.url, str(increments), env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for _ in range(processes)
+    ]
+    outputs = [await p.communicate() for p in procs]
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err.decode()
+    s = backend.open()
+    try:
+        assert await s.get("counter", collection="contention") == {"n": processes * increments}
+        assert await s.get("claims", collection="contention") is not None
+        claimed = [int(line) for out, _ in outputs for line in out.decode().split()]
+        assert sum(claimed) == 1, "put_if_absent had more than one winner across processes"
+    finally:
+        await s.close()
+
+
+# -- lifecycle --------------------------------------------------------------------------
+
+
+async def test_closed_store_refuses_work(backend: Backend) -> None:
+    s = backend.open()
+    async with s:
+        await s.put("k", {"v": 1})
+    with pytest.raises(StoreClosedError):
+        await s.get("k")
+    with pytest.raises(StoreClosedError):
+        await s.put("k", {"v": 1})
+    await s.close()  # idempotent
+
+
+async def test_repr_is_informative(store: Store) -> None:
+    assert type(store).__name__ in repr(store)
+
+
+# -- FastMCP's view of a store ----------------------------------------------------------
+
+
+class _Token(BaseModel):
+    access_token: str
+    expires_in: int | None = None
+
+
+async def test_pydantic_adapter_round_trip(store: Store) -> None:
+    adapter = PydanticAdapter[_Token](key_value=store, pydantic_model=_Token, default_collection="mcp-oauth-token")
+    await adapter.put("https://host/mcp/tokens", _Token(access_token="abc", expires_in=5), ttl=60)
+    got = await adapter.get("https://host/mcp/tokens")
+    assert got == _Token(access_token="abc", expires_in=5)
+    assert await adapter.delete("https://host/mcp/tokens") is True
+
+
+# -- properties -------------------------------------------------------------------------
+
+names = st.text(min_size=1, max_size=40).filter(lambda s: "\x00" not in s)
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30).filter(lambda s: "\x00" not in s)
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+values = st.dictionaries(st.text(max_size=12), json_values, max_size=5)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(st.tuples(names, names, values), min_size=1, max_size=6))
+async def test_any_names_and_values_round_trip_without_collisions(
+    store: Store, entries: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    expected: dict[tuple[str, str], dict[str, Any]] = {}
+    for collection, key, value in entries:
+        await store.put(key, value, collection=collection)
+        expected[(collection, key)] = value
+    for (collection, key), value in expected.items():
+        assert await store.get(key, collection=collection) == value
+        assert key in await store.keys(collection)
+    for collection, key in expected:
+        await store.delete(key, collection=collection)
+    for collection, _ in expected:
+        assert await store.keys(collection) == []

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from backends import SELECTED, Backend, BACKENDS  # noqa: E402
+
+from fastmcp_sessions import Store  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep every test away from the real user's data, config and environment."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    for name in ("FASTMCP_SESSIONS_URL", "FASTMCP_SESSIONS_KEYS", "FASTMCP_SESSIONS_APP"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+
+
+@pytest.fixture(params=SELECTED)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each backend in turn, isolated under a fresh namespace."""
+    return BACKENDS[request.param](request, "t" + secrets.token_hex(6))
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    s = backend.open()
+    try:
+        yield s
+    finally:
+        await s.close()
