@@ -30,14 +30,25 @@ class Backend:
     shared_across_instances: bool = True
     """Whether two ``open()`` calls see the same data (False for the memory store)."""
 
+    @property
+    def multiprocess(self) -> bool:
+        """Whether other processes can open the same data (by ``url``)."""
+        return self.url is not None
+
 
 BackendMaker = Callable[[pytest.FixtureRequest, str], Backend]
 BACKENDS: dict[str, BackendMaker] = {}
+SHARED: set[str] = set()
+"""Backends whose instances share data, across instances and processes."""
 
 
-def backend(name: str) -> Callable[[BackendMaker], BackendMaker]:
+def backend(name: str, *, shared: bool = True) -> Callable[[BackendMaker], BackendMaker]:
+    """Register a backend maker; ``shared=False`` for in-process stores."""
+
     def register(maker: BackendMaker) -> BackendMaker:
         BACKENDS[name] = maker
+        if shared:
+            SHARED.add(name)
         return maker
 
     return register
@@ -46,12 +57,12 @@ def backend(name: str) -> Callable[[BackendMaker], BackendMaker]:
 TEST_KEY = Keyring.generate_key()
 
 
-@backend("memory")
+@backend("memory", shared=False)
 def _memory(request: pytest.FixtureRequest, namespace: str) -> Backend:
     return Backend("memory", MemoryStore, shared_across_instances=False)
 
 
-@backend("memory+encrypted")
+@backend("memory+encrypted", shared=False)
 def _memory_encrypted(request: pytest.FixtureRequest, namespace: str) -> Backend:
     return Backend(
         "memory+encrypted",
@@ -88,3 +99,5 @@ def _load_optional_backends() -> None:
 
 _load_optional_backends()
 SELECTED = [n for n in BACKENDS if n in os.environ.get("FASTMCP_SESSIONS_TEST_BACKENDS", n).split(",")]
+"""Backends to test: all, or those named in env FASTMCP_SESSIONS_TEST_BACKENDS (comma-separated)."""
+SELECTED_SHARED = [n for n in SELECTED if n in SHARED]

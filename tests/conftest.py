@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from backends import SELECTED, Backend, BACKENDS  # noqa: E402
+from backends import BACKENDS, SELECTED, SELECTED_SHARED, Backend  # noqa: E402
 
 from fastmcp_sessions import Store  # noqa: E402
 
@@ -26,10 +26,24 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     yield
 
 
+# Server fixtures live in fixtures_*.py beside this file, one module per backend family.
+pytest_plugins = sorted(m.stem for m in Path(__file__).parent.glob("fixtures_*.py"))
+
+
+def _make(request: pytest.FixtureRequest) -> Backend:
+    return BACKENDS[request.param](request, "t" + secrets.token_hex(6))
+
+
 @pytest.fixture(params=SELECTED)
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each backend in turn, isolated under a fresh namespace."""
-    return BACKENDS[request.param](request, "t" + secrets.token_hex(6))
+    return _make(request)
+
+
+@pytest.fixture(params=SELECTED_SHARED)
+def shared_backend(request: pytest.FixtureRequest) -> Backend:
+    """Each backend whose data is shared across instances and processes (all but memory)."""
+    return _make(request)
 
 
 @pytest.fixture

@@ -461,9 +461,8 @@ async def test_concurrent_updates_lose_nothing(store: Store) -> None:
     assert await store.get("counter") == {"n": 50}
 
 
-async def test_concurrent_instances_share_atomicity(backend: Backend) -> None:
-    if not backend.shared_across_instances:
-        pytest.skip("instances of this backend do not share data by design")
+async def test_concurrent_instances_share_atomicity(shared_backend: Backend) -> None:
+    backend = shared_backend
     stores = [backend.open() for _ in range(3)]
     try:
         results = await asyncio.gather(*(s.put_if_absent("once", {"i": i}) for i, s in enumerate(stores)))
@@ -483,9 +482,9 @@ async def test_concurrent_instances_share_atomicity(backend: Backend) -> None:
 WORKER = Path(__file__).with_name("contention_worker.py")
 
 
-async def test_processes_updating_one_key_lose_nothing(backend: Backend) -> None:
-    if backend.url is None:
-        pytest.skip("in-process backend: the task-level contention test covers it")
+async def test_processes_updating_one_key_lose_nothing(shared_backend: Backend) -> None:
+    backend = shared_backend
+    assert backend.url is not None
     processes, increments = 4, 25
     env = {**os.environ, **backend.env}
     procs = [

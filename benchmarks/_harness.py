@@ -1,0 +1,107 @@
+"""Side-by-side benchmark harness: every contender runs in the same process and run.
+
+Absolute ops/s drift between machines and minutes; ratios between contenders
+measured back to back do not, so every report leads with ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+Op = Callable[[int], Awaitable[Any]]
+"""One benchmarked operation; receives the iteration number."""
+
+
+@dataclass
+class Result:
+    group: str
+    contender: str
+    ops_per_sec: float
+    ops: int
+    rounds: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def measure(op: Op, ops: int, *, rounds: int = 5, warmup: int | None = None) -> tuple[float, list[float]]:
+    """Run ``op`` ``ops`` times per round; return the median ops/s over ``rounds`` and each round's."""
+    for i in range(warmup if warmup is not None else max(ops // 10, 10)):
+        await op(i)
+    per_round = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for i in range(ops):
+            await op(i)
+        per_round.append(ops / (time.perf_counter() - start))
+    return statistics.median(per_round), per_round
+
+
+class Report:
+    """Collects results by group and prints ratios against a baseline contender per group."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.results: list[Result] = []
+
+    async def run(self, group: str, contender: str, op: Op, ops: int, *, rounds: int = 5, **extra: Any) -> Result:
+        ops_per_sec, per_round = await measure(op, ops, rounds=rounds)
+        result = Result(group, contender, ops_per_sec, ops, per_round, dict(extra))
+        self.results.append(result)
+        print(f"  {group:<28} {contender:<44} {ops_per_sec:>12,.0f} ops/s", file=sys.stderr)
+        return result
+
+    def ratio(self, group: str, contender: str, baseline: str) -> float:
+        by = {r.contender: r.ops_per_sec for r in self.results if r.group == group}
+        return by[contender] / by[baseline]
+
+    def print_table(self, ratios: list[tuple[str, str, str]]) -> None:
+        """Print every result, then each ``(group, contender, baseline)`` ratio."""
+        print(f"\n== {self.name} ==")
+        print(f"{'group':<28} {'contender':<44} {'ops/s':>12}")
+        for r in self.results:
+            print(f"{r.group:<28} {r.contender:<44} {r.ops_per_sec:>12,.0f}")
+        print("\nratios (higher is better for the first):")
+        for group, contender, baseline in ratios:
+            print(f"  {group:<28} {contender} / {baseline} = {self.ratio(group, contender, baseline):.2f}x")
+
+    def save(self, ratios: list[tuple[str, str, str]], path: Path | None = None) -> Path:
+        """Write results and ratios as JSON (``benchmarks/results/<name>.json`` by default)."""
+        path = path or RESULTS_DIR / f"{self.name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "name": self.name,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "results": [asdict(r) for r in self.results],
+            "ratios": [
+                {"group": g, "contender": c, "baseline": b, "ratio": round(self.ratio(g, c, b), 3)}
+                for g, c, b in ratios
+            ],
+        }
+        path.write_text(json.dumps(payload, indent=2))
+        return path
+
+
+def parse_args(description: str, default_ops: int = 2000) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--ops", type=int, default=default_ops, help="operations per round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per contender (median is reported)")
+    parser.add_argument("--json", type=Path, default=None, help="where to write the JSON report")
+    return parser.parse_args()
+
+
+def main(coro: Callable[[argparse.Namespace], Awaitable[None]], description: str, default_ops: int = 2000) -> None:
+    args = parse_args(description, default_ops)
+    asyncio.run(coro(args))
