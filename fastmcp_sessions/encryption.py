@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 from collections.abc import Iterable, Sequence
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from fastmcp_sessions.errors import DecryptionError, DeserializationError, StoreSetupError
-from fastmcp_sessions._values import dumps_validated
+from fastmcp_sessions._values import clone, dumps_validated
 
 logger = logging.getLogger("fastmcp_sessions")
 
@@ -195,22 +196,49 @@ class JsonCodec:
 
 
 class FernetCodec:
-    """Fernet over the JSON array ``[collection, key, value]``, so ciphertext is bound to its place."""
+    """Fernet over the JSON array ``[collection, key, value]``, so ciphertext is bound to its place.
+
+    Decryption costs far more than reading a row, so the last ``cache_size`` values this
+    codec encrypted or decrypted are kept beside their ciphertext: a read whose stored
+    bytes are identical to a cached ciphertext for the same (collection, key) skips
+    decryption. Identical ciphertext means identical plaintext, so this never returns
+    stale data; ``cache_size=0`` turns it off.
+    """
 
     encrypted = True
-    __slots__ = ("keyring",)
+    __slots__ = ("_cache", "cache_size", "keyring")
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, *, cache_size: int = 4096) -> None:
         self.keyring = keyring
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], tuple[bytes, dict[str, Any]]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"FernetCodec({self.keyring!r})"
 
+    def _remember(self, collection: str, key: str, token: bytes, value: dict[str, Any]) -> None:
+        if self.cache_size:
+            cache = self._cache
+            cache[(collection, key)] = (token, value)
+            cache.move_to_end((collection, key))
+            if len(cache) > self.cache_size:
+                cache.popitem(last=False)
+
     def encode(self, collection: str, key: str, value: dict[str, Any]) -> bytes:
         plain = dumps_validated([collection, key, value])  # type: ignore[arg-type]
-        return self.keyring.encrypt(plain.encode("utf-8"))
+        token = self.keyring.encrypt(plain.encode("utf-8"))
+        self._remember(collection, key, token, value)
+        return token
 
     def decode(self, collection: str, key: str, data: bytes) -> dict[str, Any]:
+        cached = self._cache.get((collection, key))
+        if cached is not None and cached[0] == data:
+            return clone(cached[1])
+        value = self._decrypt(collection, key, data)
+        self._remember(collection, key, bytes(data), value)
+        return clone(value)
+
+    def _decrypt(self, collection: str, key: str, data: bytes) -> dict[str, Any]:
         try:
             plain = self.keyring.decrypt(data)
         except (InvalidToken, TypeError, ValueError):

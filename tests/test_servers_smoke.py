@@ -114,9 +114,11 @@ def test_redis_tls_with_ca():
             redis_command(server.port, ("PING",), timeout=2)
         context = ssl.create_default_context(cafile=str(ca_file))
         assert redis_command(server.port, ("PING",), ssl_context=context) == ["PONG"]
-        with socket.create_connection(("127.0.0.1", server.port)) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        with (
+            socket.create_connection(("127.0.0.1", server.port)) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
         # client certificates are optional but accepted
         mutual = server.ssl_context(client_cert=True)
         assert redis_command(server.port, ("PING",), ssl_context=mutual) == ["PONG"]
@@ -129,7 +131,7 @@ def test_redis_tls_with_ca():
 def test_redis_acl_user_requires_password():
     with RedisServer(username="app", password="s3cret:/@") as server:
         assert server.url == f"redis://app:s3cret%3A%2F%40@127.0.0.1:{server.port}/0"
-        with pytest.raises(servers.RedisProtocolError, match="NOAUTH|WRONGPASS"):
+        with pytest.raises(servers.RedisProtocolError, match=r"NOAUTH|WRONGPASS"):
             redis_command(server.port, ("PING",))
         with pytest.raises(servers.RedisProtocolError, match="WRONGPASS"):
             redis_command(server.port, ("PING",), auth=("app", "wrong"))
@@ -151,9 +153,7 @@ def test_redis_requirepass():
 def test_redis_cluster():
     with RedisCluster(masters=3) as cluster:
         assert len(cluster.nodes) == 3
-        assert cluster.url == "redis+cluster://" + ",".join(
-            f"127.0.0.1:{port}" for _, port in cluster.nodes
-        )
+        assert cluster.url == "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for _, port in cluster.nodes)
         for index, (_, port) in enumerate(cluster.nodes):
             _assert_loopback_only(port)
             info = cluster.cluster_info(index)
@@ -256,5 +256,5 @@ def test_start_failure_reports_log_tail():
 
 def test_ensure_installed_names_the_script(monkeypatch):
     monkeypatch.setattr(servers, "_NX_BIN", servers.CACHE_DIR / "does-not-exist")
-    with pytest.raises(RuntimeError, match="install-test-servers.sh"):
+    with pytest.raises(RuntimeError, match=r"install-test-servers\.sh"):
         servers.ensure_installed("nx")

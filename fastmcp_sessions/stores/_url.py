@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 _SECRET_PARAMS = ("password", "secret", "token", "key", "keys", "credential", "sig")
 
@@ -52,4 +52,21 @@ def redact_url(url: str) -> str:
         f"{name}=***" if any(s in name.lower() for s in _SECRET_PARAMS) else f"{name}={value}"
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return _join(url, netloc, query)
+
+
+def replace_query(url: str, query: str) -> str:
+    """``url`` with its query string replaced (scheme, ``//`` and path kept exactly)."""
+    return _join(url, urlsplit(url).netloc, query)
+
+
+def _join(url: str, netloc: str, query: str) -> str:
+    # urlunsplit drops "//" for schemes it does not know (memory://), so build the string here.
+    parts = urlsplit(url)
+    has_authority = url[len(parts.scheme) + 1 :].startswith("//")
+    text = f"{parts.scheme}:" + (f"//{netloc}" if has_authority else netloc) + parts.path
+    if query:
+        text += f"?{query}"
+    if parts.fragment:
+        text += f"#{parts.fragment}"
+    return text

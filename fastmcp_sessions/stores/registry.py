@@ -13,9 +13,9 @@ import logging
 import os
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastmcp_sessions.stores._url import parse_bool, redact_url
+from fastmcp_sessions.stores._url import parse_bool, redact_url, replace_query
 
 if TYPE_CHECKING:
     from fastmcp_sessions.stores.base import Store
@@ -126,4 +126,4 @@ def _pop_encryption(url: str, options: dict[str, Any]) -> tuple[str, bool]:
                 encryption = parse_bool(value)
         else:
             rest.append((name, value))
-    return urlunsplit(parts._replace(query=urlencode(rest))), bool(encryption)
+    return replace_query(url, urlencode(rest)), bool(encryption)
