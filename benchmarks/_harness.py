@@ -34,7 +34,9 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def measure(op: Op, ops: int, *, rounds: int = 5, warmup: int | None = None) -> tuple[float, list[float]]:
+async def measure(
+    op: Op, ops: int, *, rounds: int = 5, warmup: int | None = None
+) -> tuple[float, list[float]]:
     """Run ``op`` ``ops`` times per round; return the median ops/s over ``rounds`` and each round's."""
     for i in range(warmup if warmup is not None else max(ops // 10, 10)):
         await op(i)
@@ -54,7 +56,9 @@ class Report:
         self.name = name
         self.results: list[Result] = []
 
-    async def run(self, group: str, contender: str, op: Op, ops: int, *, rounds: int = 5, **extra: Any) -> Result:
+    async def run(
+        self, group: str, contender: str, op: Op, ops: int, *, rounds: int = 5, **extra: Any
+    ) -> Result:
         ops_per_sec, per_round = await measure(op, ops, rounds=rounds)
         result = Result(group, contender, ops_per_sec, ops, per_round, dict(extra))
         self.results.append(result)
@@ -102,6 +106,8 @@ def parse_args(description: str, default_ops: int = 2000) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def main(coro: Callable[[argparse.Namespace], Awaitable[None]], description: str, default_ops: int = 2000) -> None:
+def main(
+    coro: Callable[[argparse.Namespace], Awaitable[None]], description: str, default_ops: int = 2000
+) -> None:
     args = parse_args(description, default_ops)
     asyncio.run(coro(args))

@@ -67,7 +67,9 @@ def check_ttl(ttl: object) -> float | None:
     if type(ttl) is float or type(ttl) is int:
         seconds = float(ttl)
     elif isinstance(ttl, bool | str | bytes):
-        raise InvalidTTLError(ttl, extra_info={"reason": f"a TTL must be a number of seconds, not a {type(ttl).__name__}"})
+        raise InvalidTTLError(
+            ttl, extra_info={"reason": f"a TTL must be a number of seconds, not a {type(ttl).__name__}"}
+        )
     else:
         try:
             seconds = float(ttl)  # type: ignore[arg-type]

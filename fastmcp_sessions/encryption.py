@@ -17,16 +17,16 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterable, Sequence
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from fastmcp_sessions.errors import DecryptionError, DeserializationError, StoreSetupError
 from fastmcp_sessions._values import clone, dumps_validated
+from fastmcp_sessions.errors import DecryptionError, DeserializationError, StoreSetupError
 
 logger = logging.getLogger("fastmcp_sessions")
 
@@ -42,10 +42,12 @@ class Keyring:
     __slots__ = ("_fernets", "_multi", "fingerprints", "source")
 
     def __init__(self, keys: Iterable[str | bytes], *, source: str = "passed in") -> None:
-        material = [k.strip() if isinstance(k, str) else k.strip() for k in keys]
+        material = [k.strip() for k in keys]
         material = [k for k in material if k]
         if not material:
-            raise StoreSetupError("no encryption key given; pass at least one Fernet key (Keyring.generate_key())")
+            raise StoreSetupError(
+                "no encryption key given; pass at least one Fernet key (Keyring.generate_key())"
+            )
         fernets = []
         for index, key in enumerate(material):
             try:
@@ -143,7 +145,9 @@ def _read_or_create_key_file(path: Path) -> list[str]:
             tmp.unlink(missing_ok=True)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        logger.warning("key file %s is readable by other users (mode %o); run: chmod 600 %s", path, mode, path)
+        logger.warning(
+            "key file %s is readable by other users (mode %o); run: chmod 600 %s", path, mode, path
+        )
     lines = [line.strip() for line in path.read_text(encoding="ascii").splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 
@@ -166,7 +170,8 @@ def make_private_dir(path: Path) -> None:
 class ValueCodec(Protocol):
     """Turns a validated value into the bytes a store keeps, and back."""
 
-    encrypted: bool
+    @property
+    def encrypted(self) -> bool: ...
 
     def encode(self, collection: str, key: str, value: dict[str, Any]) -> bytes: ...
 
@@ -191,7 +196,9 @@ class JsonCodec:
                 "(is the data encrypted? then open the store with encryption on)"
             ) from None
         if not isinstance(value, dict):
-            raise DeserializationError(f"the stored value at collection {collection!r}, key {key!r} is not an object")
+            raise DeserializationError(
+                f"the stored value at collection {collection!r}, key {key!r} is not an object"
+            )
         return value
 
 

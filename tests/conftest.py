@@ -9,13 +9,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from backends import BACKENDS, SELECTED, SELECTED_SHARED, Backend  # noqa: E402
+from backends import BACKENDS, SELECTED, SELECTED_SHARED, Backend
 
-from fastmcp_sessions import Store  # noqa: E402
+from fastmcp_sessions import Store
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Keep every test away from the real user's data, config and environment."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))

@@ -83,7 +83,9 @@ async def test_file_holds_no_plaintext_when_encrypted(tmp_path: Path) -> None:
         assert secret.encode() not in (tmp_path / name).read_bytes()
 
 
-async def test_url_builds_an_encrypted_store_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_url_builds_an_encrypted_store_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", KEY)
     store = open_store(f"disk://{tmp_path}/u.sqlite3")
     assert isinstance(store, DiskStore) and store.encryption
@@ -163,7 +165,9 @@ async def test_rotation_re_encrypts_with_the_newest_key(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     old, new = KEY, Keyring.generate_key()
     async with DiskStore(path, keys=[old]) as store:
-        await store.put_many([f"k{i}" for i in range(30)], [{"i": i} for i in range(30)], collection="c", ttl=600)
+        await store.put_many(
+            [f"k{i}" for i in range(30)], [{"i": i} for i in range(30)], collection="c", ttl=600
+        )
     async with DiskStore(path, keys=[new, old]) as store:
         assert await store.get("k3", collection="c") == {"i": 3}, "old keys keep decrypting"
         assert await store.rotate(batch_size=7) == 30

@@ -89,7 +89,9 @@ async def test_atomic_operations_work_through_the_wrapper() -> None:
 async def test_rotation_with_old_keys_still_decrypting() -> None:
     inner = MemoryStore()
     old, new = KEY, Keyring.generate_key()
-    await EncryptedStore(inner, keys=[old]).put_many(["a", "b"], [{"v": 1}, {"v": 2}], collection="c", ttl=600)
+    await EncryptedStore(inner, keys=[old]).put_many(
+        ["a", "b"], [{"v": 1}, {"v": 2}], collection="c", ttl=600
+    )
     rotating = EncryptedStore(inner, keys=[new, old])
     assert await rotating.get("a", collection="c") == {"v": 1}
     assert await rotating.rotate() == 2

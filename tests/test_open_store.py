@@ -75,10 +75,10 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch: pytest.MonkeyP
         module = sys.modules[cls.__module__]
         real_import = builtins.__import__
 
-        def no_driver(name: str, *args: object, **kwargs: object) -> object:
+        def no_driver(name: str, *args: object, _real: object = real_import, **kwargs: object) -> object:
             if name.split(".")[0] in {"redis", "pymongo", "aioboto3", "aiobotocore", "botocore"}:
                 raise ImportError(f"No module named {name!r}")
-            return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+            return _real(name, *args, **kwargs)  # type: ignore[operator]
 
         monkeypatch.setattr(builtins, "__import__", no_driver)
         try:

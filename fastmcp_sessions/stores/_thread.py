@@ -8,6 +8,7 @@ of the per-call cost for sub-millisecond jobs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -42,19 +43,16 @@ class WorkerThread:
                 return
             fn, args, future, loop = job
             if future is None:  # fire-and-forget job; its errors surface through later jobs
-                try:
+                with contextlib.suppress(BaseException):
                     fn(*args)
-                except BaseException:  # noqa: S110
-                    pass
                 continue
             try:
                 result, error = fn(*args), None
             except BaseException as exc:
                 result, error = None, exc
-            try:
+            # RuntimeError: the awaiting loop has closed, so nobody is waiting for this result.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_deliver, future, result, error)
-            except RuntimeError:  # the awaiting loop has closed; nobody is waiting
-                pass
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the worker thread and return its result."""

@@ -22,13 +22,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self, SupportsFloat
 
-from fastmcp_sessions.errors import (
-    ConflictError,
-    InvalidKeyError,
-    SerializationError,
-    StoreClosedError,
-    StoreConnectionError,
-)
 from fastmcp_sessions._values import (
     DEFAULT_COLLECTION,
     check_collection,
@@ -37,9 +30,16 @@ from fastmcp_sessions._values import (
     clone,
     copy_value,
 )
+from fastmcp_sessions.errors import (
+    ConflictError,
+    InvalidKeyError,
+    SerializationError,
+    StoreClosedError,
+    StoreConnectionError,
+)
 
 Value = dict[str, Any]
-UpdateFn = Callable[[Value | None], "Mapping[str, Any] | None | Awaitable[Mapping[str, Any] | None]"]
+UpdateFn = Callable[[Value | None], "Mapping[str, Any] | Awaitable[Mapping[str, Any] | None] | None"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ _KEY_CHECK = b"fastmcp-sessions key check"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _CHUNK = 500  # keys per IN (...) list, well under SQLite's bound-parameter limit
 _PURGE_EVERY = 30.0  # seconds between automatic purges of expired rows
-_URL_OPTIONS = {
+_URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "encryption": parse_bool,
     "app_name": str,
     "key_file": str,
@@ -175,7 +175,9 @@ class DiskStore(Store):
             self.keyring = load_keyring(self._keys, app_name=self.app_name, key_file=self._key_file)
             self._codec = FernetCodec(self.keyring)
         try:
-            conn = sqlite3.connect(path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=True)
+            conn = sqlite3.connect(
+                path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=True
+            )
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 # auto_vacuum only takes effect on a database without tables, so set it first.
@@ -197,7 +199,8 @@ class DiskStore(Store):
                 "PRIMARY KEY (collection, key)) WITHOUT ROWID"
             )
             conn.execute(
-                "CREATE INDEX IF NOT EXISTS entries_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL"
+                "CREATE INDEX IF NOT EXISTS entries_expiry ON entries (expires_at) "
+                "WHERE expires_at IS NOT NULL"
             )
             conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
             codec = "fernet" if self.encryption else "json"
@@ -276,7 +279,8 @@ class DiskStore(Store):
         row = (
             self._db(collection, key)
             .execute(
-                f"SELECT value, expires_at, version FROM entries WHERE collection = ? AND key = ? AND {_LIVE}",
+                "SELECT value, expires_at, version FROM entries "
+                f"WHERE collection = ? AND key = ? AND {_LIVE}",
                 (collection, key, now),
             )
             .fetchone()
@@ -458,7 +462,9 @@ class DiskStore(Store):
             raise StoreSetupError(f"{self!r} is not encrypted; there is nothing to rotate")
         total = 0
         after: tuple[str, str] = ("", "")
+        after_next: tuple[str, str] | None
         while True:
+            count: int
             count, after_next = await self._call(self._run, self._sync_rotate_batch, after, batch_size)
             total += count
             if after_next is None:
@@ -467,7 +473,9 @@ class DiskStore(Store):
         await self._call(self._run, self._sync_rotate_key_check)
         return total
 
-    def _sync_rotate_batch(self, after: tuple[str, str], batch_size: int) -> tuple[int, tuple[str, str] | None]:
+    def _sync_rotate_batch(
+        self, after: tuple[str, str], batch_size: int
+    ) -> tuple[int, tuple[str, str] | None]:
         conn = self._db()
         assert self.keyring is not None
         rows = conn.execute(
@@ -518,8 +526,7 @@ class _transaction:
 
 def _parse_version(version: str) -> int | None:
     try:
-        number = int(version)
+        number: int = int(version)
     except ValueError:
         return None
     return number if 0 <= number < 2**63 else None
-

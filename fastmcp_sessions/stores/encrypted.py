@@ -10,6 +10,7 @@ stay atomic; versions are the inner store's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from fastmcp_sessions.encryption import FernetCodec, Keyring, load_keyring
 from fastmcp_sessions.errors import DecryptionError
 from fastmcp_sessions.stores.base import Store, Value, Versioned

@@ -13,7 +13,10 @@ async def main(url: str, increments: int) -> None:
         print(int(won))
         for _ in range(increments):
             await store.update(
-                "counter", lambda v: {"n": (v or {"n": 0})["n"] + 1}, collection="contention", max_attempts=1000
+                "counter",
+                lambda v: {"n": (v or {"n": 0})["n"] + 1},
+                collection="contention",
+                max_attempts=1000,
             )
 
 

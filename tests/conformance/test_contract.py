@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import Backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from key_value.aio.adapters.pydantic import PydanticAdapter
@@ -25,8 +26,6 @@ from fastmcp_sessions.errors import (
     SerializationError,
     StoreClosedError,
 )
-
-from backends import Backend
 
 TRICKY_NAMES = [
     ":",
@@ -168,7 +167,16 @@ async def test_special_characters_are_data(store: Store, name: str) -> None:
 
 
 async def test_no_two_pairs_share_storage(store: Store) -> None:
-    pairs = [("a", "b::c"), ("a::b", "c"), ("a:b", ":c"), ("a", "b:c"), ("a:", "b"), ("a", ":b"), ("a*", "b"), ("a", "*")]
+    pairs = [
+        ("a", "b::c"),
+        ("a::b", "c"),
+        ("a:b", ":c"),
+        ("a", "b:c"),
+        ("a:", "b"),
+        ("a", ":b"),
+        ("a*", "b"),
+        ("a", "*"),
+    ]
     for i, (collection, key) in enumerate(pairs):
         await store.put(key, {"i": i}, collection=collection)
     for i, (collection, key) in enumerate(pairs):
@@ -489,13 +497,18 @@ async def test_processes_updating_one_key_lose_nothing(shared_backend: Backend) 
     env = {**os.environ, **backend.env}
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, str(WORKER), backend.url, str(increments), env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            sys.executable,
+            str(WORKER),
+            backend.url,
+            str(increments),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for _ in range(processes)
     ]
     outputs = [await p.communicate() for p in procs]
-    for p, (out, err) in zip(procs, outputs, strict=True):
+    for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err.decode()
     s = backend.open()
     try:
@@ -534,7 +547,9 @@ class _Token(BaseModel):
 
 
 async def test_pydantic_adapter_round_trip(store: Store) -> None:
-    adapter = PydanticAdapter[_Token](key_value=store, pydantic_model=_Token, default_collection="mcp-oauth-token")
+    adapter = PydanticAdapter[_Token](
+        key_value=store, pydantic_model=_Token, default_collection="mcp-oauth-token"
+    )
     await adapter.put("https://host/mcp/tokens", _Token(access_token="abc", expires_in=5), ttl=60)
     got = await adapter.get("https://host/mcp/tokens")
     assert got == _Token(access_token="abc", expires_in=5)
