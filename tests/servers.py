@@ -58,19 +58,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 __all__ = [
-    "REPO_ROOT",
     "CACHE_DIR",
     "INSTALL_SCRIPT",
-    "ServerStartError",
-    "ManagedServer",
-    "RedisServer",
-    "RedisCluster",
-    "MongoServer",
+    "REPO_ROOT",
     "DynamoDBServer",
+    "ManagedServer",
+    "MongoServer",
+    "RedisCluster",
+    "RedisServer",
+    "ServerStartError",
     "available",
     "ensure_installed",
     "free_port",
@@ -123,9 +123,7 @@ def _component_problems(component: str) -> list[str]:
     if component == "redis":
         return [f"`{b}` not found on PATH" for b in ("redis-server",) if not _which(b)]
     if component == "redis-cluster":
-        return [
-            f"`{b}` not found on PATH" for b in ("redis-server", "redis-cli") if not _which(b)
-        ]
+        return [f"`{b}` not found on PATH" for b in ("redis-server", "redis-cli") if not _which(b)]
     if component == "redis-tls":
         problems = _component_problems("redis")
         try:
@@ -216,7 +214,7 @@ def _tcp_connects(port: int, timeout: float = 0.5) -> bool:
 # --------------------------------------------------------------------------
 # process management
 
-_live: set["ManagedServer"] = set()
+_live: set[ManagedServer] = set()
 _live_lock = threading.Lock()
 
 
@@ -282,7 +280,7 @@ class ManagedServer:
         text = path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:]) or "(log is empty)"
 
-    def start(self) -> "ManagedServer":
+    def start(self) -> ManagedServer:
         """Start the server and wait until it answers; returns self."""
         if self.running:
             return self
@@ -297,7 +295,8 @@ class ManagedServer:
             if self._port is None:
                 self._port = self._pick_port()
             try:
-                self._spawn_and_wait()
+                # a port picked just now is either free or lost: no waiting
+                self._spawn_and_wait(port_wait=5.0 if not first_start or self._fixed_port else 0.0)
                 return self
             except ServerStartError as error:
                 port_taken = "in use" in str(error).lower() or "bind" in str(error).lower()
@@ -320,7 +319,7 @@ class ManagedServer:
         """SIGKILL the process (a crash); keeps the dir; start() brings it back."""
         self._terminate(signal.SIGKILL)
 
-    def restart(self) -> "ManagedServer":
+    def restart(self) -> ManagedServer:
         """Stop the process and start it again on the same port (data is lost)."""
         self._terminate(signal.SIGTERM)
         return self.start()
@@ -368,16 +367,14 @@ class ManagedServer:
 
     # -- internals ----------------------------------------------------------
 
-    def _spawn_and_wait(self) -> None:
+    def _spawn_and_wait(self, port_wait: float = 5.0) -> None:
         assert self.workdir is not None
-        if not self._wait_port_free(self.port, 5.0):
-            raise ServerStartError(
-                f"{self.name}: port {HOST}:{self.port} is still in use by another process"
-            )
+        if not self._wait_port_free(self.port, port_wait):
+            raise ServerStartError(f"{self.name}: port {HOST}:{self.port} is still in use by another process")
         self._prepare()
         command = self._command()
         log_path = self.log_path
-        self._log_file = open(log_path, "ab")
+        self._log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self._log_file.write(f"$ {' '.join(command)}\n".encode())
         self._log_file.flush()
         started = time.monotonic()
@@ -541,7 +538,7 @@ class _TlsMaterial:
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         not_before = now - datetime.timedelta(hours=1)
         not_after = now + datetime.timedelta(days=2)
 
@@ -576,15 +573,19 @@ class _TlsMaterial:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
 
@@ -814,7 +815,7 @@ class RedisCluster:
     def running(self) -> bool:
         return bool(self.servers) and all(server.running for server in self.servers)
 
-    def start(self) -> "RedisCluster":
+    def start(self) -> RedisCluster:
         ensure_installed("redis-cluster")
         started = time.monotonic()
         if not self.servers:
@@ -850,7 +851,7 @@ class RedisCluster:
         for server in self.servers:
             server.stop()
 
-    def restart(self) -> "RedisCluster":
+    def restart(self) -> RedisCluster:
         started = time.monotonic()
         for server in self.servers:
             server._terminate(signal.SIGTERM)
@@ -895,9 +896,7 @@ class RedisCluster:
             "0",
             "--cluster-yes",
         ]
-        result = subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
-        )
+        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             raise ServerStartError(
                 f"`{' '.join(command)}` failed ({result.returncode}):\n"
@@ -911,8 +910,7 @@ class RedisCluster:
                 infos = [self._cluster_info(s) for s in self.servers if s.running]
                 last = infos
                 if infos and all(
-                    i.get("cluster_state") == "ok"
-                    and i.get("cluster_known_nodes") == str(self.masters)
+                    i.get("cluster_state") == "ok" and i.get("cluster_known_nodes") == str(self.masters)
                     for i in infos
                 ):
                     return
@@ -1045,10 +1043,7 @@ class MongoServer(ManagedServer):
         )
         # mongoeco answers no saslSupportedMechs in hello, so drivers would
         # fall back to SCRAM-SHA-1, which it does not accept: name the mechanism.
-        return (
-            f"mongodb://{credentials}{HOST}:{self.port}/"
-            "?authSource=admin&authMechanism=SCRAM-SHA-256"
-        )
+        return f"mongodb://{credentials}{HOST}:{self.port}/?authSource=admin&authMechanism=SCRAM-SHA-256"
 
     def _ensure_installed(self) -> None:
         ensure_installed(self.kind)
@@ -1191,7 +1186,7 @@ class DynamoDBServer(ManagedServer):
             AWS_ACCESS_KEY_ID=self.access_key,
             AWS_SECRET_ACCESS_KEY=self.secret_key,
             AWS_DEFAULT_REGION=self.region,
-            DDB_LOCAL_TELEMETRY="0",
+            DDB_LOCAL_TELEMETRY="0",  # read by DynamoDB Local's TelemetryUtil
         )
         return env
 
@@ -1206,7 +1201,7 @@ class DynamoDBServer(ManagedServer):
             f"-Dsqlite4java.library.path={_DDB_LIB}",
             "-XX:TieredStopAtLevel=1",
             "-XX:+UseSerialGC",
-            "-Xss1m",
+            "-XX:-UsePerfData",
             "-Xmx512m",
         ]
         command += [
