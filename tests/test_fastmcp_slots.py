@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastmcp import Client, FastMCP
-from fastmcp.server.dependencies import get_session
 from fastmcp.server.event_store import EventStore
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
-from fastmcp.server.sessions import SessionId, SessionProvider
 from mcp.types import JSONRPCRequest
 
 from fastmcp_sessions import DiskStore, Keyring, Store
@@ -19,23 +18,16 @@ from fastmcp_sessions import DiskStore, Keyring, Store
 KEY = Keyring.generate_key()
 
 
-def build_server(store: Store) -> FastMCP:
-    mcp = FastMCP("notes", session_state_store=store)
-    mcp.add_provider(SessionProvider())
+def _load_example() -> Any:
+    path = Path(__file__).parents[1] / "examples" / "notes_server.py"
+    spec = importlib.util.spec_from_file_location("notes_server_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    @mcp.tool
-    async def remember(session_id: SessionId, note: str) -> str:
-        session = await get_session(session_id)
-        notes = await session.get("notes", [])
-        await session.set("notes", [*notes, note])
-        return "ok"
 
-    @mcp.tool
-    async def recall(session_id: SessionId) -> list[str]:
-        session = await get_session(session_id)
-        return list(await session.get("notes", []))
-
-    return mcp
+build_server = _load_example().build_server
 
 
 def data_of(result: Any) -> Any:
