@@ -233,3 +233,15 @@ async def test_two_processes_share_the_file(tmp_path: Path) -> None:
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     async with DiskStore(path, keys=[KEY]) as store:
         assert len(await store.keys()) == 600
+
+
+async def test_a_dropped_store_stops_its_thread(tmp_path: Path) -> None:
+    import gc
+
+    store = DiskStore(tmp_path / "s.sqlite3", keys=[KEY])
+    await store.put("k", {"v": 1})
+    worker = store._worker
+    del store
+    gc.collect()
+    worker.join(timeout=5)
+    assert not worker.alive

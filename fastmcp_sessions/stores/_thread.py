@@ -45,6 +45,7 @@ class WorkerThread:
             if future is None:  # fire-and-forget job; its errors surface through later jobs
                 with contextlib.suppress(BaseException):
                     fn(*args)
+                del job, fn, args
                 continue
             try:
                 result, error = fn(*args), None
@@ -53,6 +54,8 @@ class WorkerThread:
             # RuntimeError: the awaiting loop has closed, so nobody is waiting for this result.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_deliver, future, result, error)
+            # Drop references while idle, so the job's owner can be garbage-collected.
+            del job, fn, args, future, loop, result, error
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the worker thread and return its result."""
@@ -70,4 +73,10 @@ class WorkerThread:
         self._jobs.put(_STOP)
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (after ``stop``)."""
         self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread is still running."""
+        return self._thread.is_alive()

@@ -22,6 +22,7 @@ import os
 import secrets
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -130,6 +131,8 @@ class DiskStore(Store):
         self._key_error: str | None = None
         self._next_purge = 0.0
         self._worker = WorkerThread(name=f"fastmcp-sessions-disk:{self.path.name}")
+        # A store dropped without close() must not leave its thread waiting forever.
+        weakref.finalize(self, self._worker.stop)
         # Queued first, so every later job runs after it; its error is re-raised by each job.
         self._worker.submit(self._open_database)
 
