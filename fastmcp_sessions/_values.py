@@ -100,8 +100,14 @@ def _copy_mapping(mapping: Mapping[Any, Any], path: str) -> dict[str, Any]:
             raise SerializationError(
                 f"{path} has a key of type {type(k).__name__}; JSON objects only have str keys"
             )
+        if not k.isascii():
+            _check_text(k, f"{path} key {k!r}")
         t = type(v)
-        if t is str or t is int or t is bool or v is None:
+        if t is str:
+            if not v.isascii():
+                _check_text(v, f"{path}[{k!r}]")
+            out[k] = v
+        elif t is int or t is bool or v is None:
             out[k] = v
         elif t is float:
             if not math.isfinite(v):
@@ -122,7 +128,7 @@ def _copy_nested(v: object, path: str) -> Any:
         if isinstance(v, bool):
             return bool(v)
         if isinstance(v, str):
-            return str(v)
+            return _copy_item(str(v), path)
         if isinstance(v, int):
             return int(v)
         if isinstance(v, float):
@@ -132,13 +138,26 @@ def _copy_nested(v: object, path: str) -> Any:
 
 def _copy_item(v: object, path: str) -> Any:
     t = type(v)
-    if t is str or t is int or t is bool or v is None:
+    if t is str:
+        if not v.isascii():  # type: ignore[attr-defined]
+            _check_text(v, path)  # type: ignore[arg-type]
+        return v
+    if t is int or t is bool or v is None:
         return v
     if t is float:
         if not math.isfinite(v):  # type: ignore[arg-type]
             raise SerializationError(f"{path} is {v}; only finite numbers are JSON")
         return v
     return _copy_nested(v, path)
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SerializationError(
+            f"{path} holds a lone surrogate at index {exc.start}, which no JSON encoder can store"
+        ) from None
 
 
 def clone(value: dict[str, Any]) -> dict[str, Any]:

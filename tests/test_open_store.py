@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import builtins
-import importlib
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -64,27 +63,39 @@ def test_passwords_are_redacted_in_logs(caplog: pytest.LogCaptureFixture) -> Non
     assert "memory://" in caplog.text
 
 
-def test_missing_optional_dependency_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+BLOCK_DRIVERS = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class NoDrivers(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"redis", "pymongo", "aioboto3", "aiobotocore", "botocore", "boto3"}:
+            raise ImportError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, NoDrivers())
+from fastmcp_sessions import open_store
+try:
+    open_store(sys.argv[1])
+except ImportError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "extra"),
+    [
+        ("redis://127.0.0.1:1/0", "redis"),
+        ("redis+cluster://127.0.0.1:1", "redis"),
+        ("mongodb://127.0.0.1:1", "mongodb"),
+        ("dynamodb://table?region=us-east-1", "dynamodb"),
+    ],
+)
+def test_missing_optional_dependency_names_the_extra(url: str, extra: str) -> None:
     """A backend whose driver is not installed says which pip extra brings it."""
-    for scheme, extra in (("redis", "redis"), ("mongodb", "mongodb"), ("dynamodb", "dynamodb")):
-        if scheme not in supported_schemes():
-            continue
-        from fastmcp_sessions.stores.registry import store_class
-
-        cls = store_class(scheme)
-        module = sys.modules[cls.__module__]
-        real_import = builtins.__import__
-
-        def no_driver(name: str, *args: object, _real: object = real_import, **kwargs: object) -> object:
-            if name.split(".")[0] in {"redis", "pymongo", "aioboto3", "aiobotocore", "botocore"}:
-                raise ImportError(f"No module named {name!r}")
-            return _real(name, *args, **kwargs)  # type: ignore[operator]
-
-        monkeypatch.setattr(builtins, "__import__", no_driver)
-        try:
-            reloaded = importlib.reload(module)
-            with pytest.raises(ImportError, match=rf"fastmcp-sessions\[{extra}\]"):
-                reloaded.__dict__[cls.__name__].from_url(f"{scheme}://localhost/x")
-        finally:
-            monkeypatch.setattr(builtins, "__import__", real_import)
-            importlib.reload(module)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_DRIVERS, url], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3, result.stderr
+    assert f"fastmcp-sessions[{extra}]" in result.stdout

@@ -39,6 +39,8 @@ from fastmcp_sessions.errors import (
 )
 
 Value = dict[str, Any]
+RotationProgress = Callable[[int, str], object]
+"""Called by ``rotate()`` after each batch with (entries looked at, collection)."""
 UpdateFn = Callable[[Value | None], "Mapping[str, Any] | Awaitable[Mapping[str, Any] | None] | None"]
 
 
@@ -274,7 +276,14 @@ class Store(ABC):
                     if await self._call(self._insert, c, k, new, seconds):
                         return clone(new)
                 else:
-                    keep = current.ttl if seconds is None else seconds
+                    # An entry about to expire keeps a minimal lifetime rather than an invalid 0.
+                    keep = (
+                        seconds
+                        if seconds is not None
+                        else None
+                        if current.ttl is None
+                        else max(current.ttl, 0.001)
+                    )
                     if await self._call(self._swap, c, k, new, current.version, keep):
                         return clone(new)
             # Lost a race: back off with jitter so competing writers spread out.

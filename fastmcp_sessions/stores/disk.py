@@ -39,7 +39,7 @@ from fastmcp_sessions.encryption import (
 from fastmcp_sessions.errors import DecryptionError, StoreConnectionError, StoreSetupError
 from fastmcp_sessions.stores._thread import WorkerThread
 from fastmcp_sessions.stores._url import parse_bool, take_query_options
-from fastmcp_sessions.stores.base import Store, Value, Versioned
+from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
 
 T = TypeVar("T")
 
@@ -454,12 +454,13 @@ class DiskStore(Store):
 
     # -- key rotation --------------------------------------------------------------------
 
-    async def rotate(self, *, batch_size: int = 500) -> int:
+    async def rotate(self, *, batch_size: int = 500, progress: RotationProgress | None = None) -> int:
         """Re-encrypt every entry not yet under the newest key; return how many were rewritten.
 
         Runs in batches of ``batch_size`` rows, each its own transaction, so it can be
         interrupted and run again; rows already under the newest key are skipped and a
-        row changed concurrently keeps the newer write.
+        row changed concurrently keeps the newer write. ``progress(rows, collection)`` is
+        called after each batch with the number of rows it looked at.
         """
         if not self.encryption:
             raise StoreSetupError(f"{self!r} is not encrypted; there is nothing to rotate")
@@ -468,17 +469,22 @@ class DiskStore(Store):
         after_next: tuple[str, str] | None
         while True:
             count: int
-            count, after_next = await self._call(self._run, self._sync_rotate_batch, after, batch_size)
+            scanned: int
+            count, scanned, after_next = await self._call(
+                self._run, self._sync_rotate_batch, after, batch_size
+            )
             total += count
             if after_next is None:
                 break
+            if progress is not None:
+                progress(scanned, after_next[0])
             after = after_next
         await self._call(self._run, self._sync_rotate_key_check)
         return total
 
     def _sync_rotate_batch(
         self, after: tuple[str, str], batch_size: int
-    ) -> tuple[int, tuple[str, str] | None]:
+    ) -> tuple[int, int, tuple[str, str] | None]:
         conn = self._db()
         assert self.keyring is not None
         rows = conn.execute(
@@ -487,7 +493,7 @@ class DiskStore(Store):
             (*after, batch_size),
         ).fetchall()
         if not rows:
-            return 0, None
+            return 0, 0, None
         rewritten = 0
         with _transaction(conn):
             for collection, key, data, version in rows:
@@ -500,7 +506,7 @@ class DiskStore(Store):
                     (new, collection, key, version),
                 ).rowcount
         last = rows[-1]
-        return rewritten, (last[0], last[1])
+        return rewritten, len(rows), (last[0], last[1])
 
     def _sync_rotate_key_check(self) -> None:
         assert self.keyring is not None

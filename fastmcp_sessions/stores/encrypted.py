@@ -9,11 +9,12 @@ stay atomic; versions are the inner store's.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from fastmcp_sessions.encryption import FernetCodec, Keyring, load_keyring
 from fastmcp_sessions.errors import DecryptionError
-from fastmcp_sessions.stores.base import Store, Value, Versioned
+from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
 
 ENVELOPE_MARK = "__encrypted__"
 ENVELOPE_VERSION = "fernet-v1"
@@ -115,19 +116,22 @@ class EncryptedStore(Store):
     async def _close(self) -> None:
         await self.inner.close()
 
-    async def rotate(self, *, batch_size: int = 100) -> int:
+    async def rotate(self, *, batch_size: int = 100, progress: RotationProgress | None = None) -> int:
         """Re-encrypt every entry not yet under the newest key; return how many were rewritten.
 
         Safe to interrupt and run again: each entry is swapped by compare-and-set, so a
         concurrent write is never overwritten with older data, and entries already under
-        the newest key are skipped.
+        the newest key are skipped. ``progress(entries, collection)`` is called after
+        each batch of up to ``batch_size`` entries (rotated concurrently).
         """
         rewritten = 0
         for collection in await self.inner.collections():
             keys = await self.inner.keys(collection)
             for start in range(0, len(keys), batch_size):
-                for key in keys[start : start + batch_size]:
-                    rewritten += await self._rotate_one(collection, key)
+                batch = keys[start : start + batch_size]
+                rewritten += sum(await asyncio.gather(*(self._rotate_one(collection, k) for k in batch)))
+                if progress is not None:
+                    progress(len(batch), collection)
         return rewritten
 
     async def _rotate_one(self, collection: str, key: str) -> int:
@@ -139,7 +143,9 @@ class EncryptedStore(Store):
             return 0
         value = self._open(collection, key, entry.value)
         sealed = self._seal(collection, key, value)
+        # An entry about to expire keeps a minimal lifetime rather than an invalid 0.
+        ttl = None if entry.ttl is None else max(entry.ttl, 0.001)
         swapped = await self.inner.compare_and_set(
-            key, sealed, version=entry.version, collection=collection, ttl=entry.ttl
+            key, sealed, version=entry.version, collection=collection, ttl=ttl
         )
         return int(swapped)

@@ -297,6 +297,9 @@ class _Thing:
         {"bytes": b"x"},
         {"obj": _Thing()},
         {"nested": {"deep": [{"x": object()}]}},
+        {"surrogate": "bad \ud800 text"},
+        {"bad \udfff key": 1},
+        {"list": ["ok", "\ud801"]},
     ],
 )
 async def test_non_json_values_are_refused_and_nothing_is_stored(store: Store, bad: Any) -> None:

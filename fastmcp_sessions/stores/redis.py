@@ -1,0 +1,940 @@
+"""Redis store: a standalone server, TLS, ACL users, Unix sockets and Redis Cluster.
+
+Built on redis-py's asyncio client (``pip install 'fastmcp-sessions[redis]'``; redis-py
+uses ``hiredis`` when it is installed). Layout (see docs/redis.md)::
+
+    <namespace>:{<collection>}:<key>     one Redis string per entry (colocate=True, default)
+    <namespace>:{}:<collection>:<key>    the same with an empty hash tag (colocate=False)
+
+``<collection>`` is percent-escaped (``%``, ``{``, ``}`` and ``:`` only), so no two
+(collection, key) pairs share a Redis key and a collection's keys are exactly those
+under its own prefix. The braces are a Redis Cluster hash tag: one collection lives in
+one hash slot, so a batch over one collection is a single command on a single node.
+
+Each value is ``fms1:<20 hex version chars><compact JSON>``: a read is one ``GET``, a
+write one ``SET`` (with ``PX`` for a TTL, in milliseconds). Versions are random, so a
+key that is deleted and written again never reuses one. Put-if-absent is
+``SET NX PX``; compare-and-set, delete-if-version and versioned reads are Lua scripts
+run by ``EVALSHA`` (loaded into a server on its first ``NOSCRIPT``). Redis expires
+entries itself; nothing here ever runs ``FLUSHDB``/``FLUSHALL``, and listing and
+``destroy_collection`` walk every master with a full ``SCAN`` of the store's own prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import inspect
+import json
+import logging
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, SupportsFloat
+from urllib.parse import unquote, urlsplit
+
+from fastmcp_sessions._values import check_collection, check_key, check_ttl, copy_value, dumps_validated
+from fastmcp_sessions.errors import (
+    DeserializationError,
+    KeyValueOperationError,
+    SerializationError,
+    StoreClosedError,
+    StoreConnectionError,
+)
+from fastmcp_sessions.stores._url import parse_bool, redact_url, take_query_options
+from fastmcp_sessions.stores.base import Store, Value, Versioned
+
+try:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.client import NEVER_DECODE
+    from redis.crc import key_slot
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthenticationWrongNumberOfArgsError,
+        AuthorizationError,
+        ClusterDownError,
+        MaxConnectionsError,
+        NoPermissionError,
+        NoScriptError,
+        OutOfMemoryError,
+        RedisClusterException,
+        RedisError,
+        ResponseError,
+        TryAgainError,
+    )
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ReadOnlyError as RedisReadOnlyError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+        RedisConnectionError,
+        RedisTimeoutError,
+        ClusterDownError,
+        TryAgainError,
+        RedisClusterException,
+    )
+    _REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException)
+    _HAVE_REDIS = True
+except ImportError:  # the module must import without redis-py: the registry loads it lazily
+    _DRIVER_ERRORS = ()
+    _REDIS_ERRORS = ()
+    _HAVE_REDIS = False
+
+logger = logging.getLogger("fastmcp_sessions")
+
+DEFAULT_NAMESPACE = "fastmcp-sessions"
+"""Key prefix used when none is given."""
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds to wait for a connection or a reply before raising ``StoreConnectionError``."""
+
+_MAGIC = "fms1:"
+_MAGIC_BYTES = _MAGIC.encode()
+_VERSION_BYTES = 10  # 80 random bits, written as 20 hex characters
+_HEADER = len(_MAGIC) + 2 * _VERSION_BYTES
+_CHUNK = 1000  # keys per command in batches: one round trip, without one giant command
+_SCAN_COUNT = 1000
+_MAX_PX = 2**47  # ~4,400 years; longer TTLs would overflow Redis's expiry arithmetic
+_RAW = {NEVER_DECODE: True} if _HAVE_REDIS else {}  # bytes back whatever decode_responses says
+_SET_GET = {NEVER_DECODE: True, "get": True} if _HAVE_REDIS else {}
+
+_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+_URL_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "namespace": str,
+    "colocate": parse_bool,
+    "timeout": float,
+    "default_collection": str,
+    "db": int,
+    "max_connections": int,
+    "client_name": str,
+    "ssl_ca_certs": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+    "ssl_cert_reqs": str,
+    "ssl_check_hostname": parse_bool,
+}
+
+
+class _Script:
+    """A Lua script: its source and the SHA1 that ``EVALSHA`` names it by."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+# Versions are compared by the header (magic + version) at the start of the stored string.
+
+_READ = _Script(
+    """
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('PTTL', KEYS[1])}
+"""
+)
+
+# MGET answers nil for a key of another Redis type; GET raises WRONGTYPE, which must surface.
+_GET_MANY = _Script(
+    """
+local out = {}
+for i, k in ipairs(KEYS) do out[i] = redis.call('GET', k) end
+return out
+"""
+)
+
+_READ_MANY = _Script(
+    """
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if v then out[i] = {v, redis.call('PTTL', k)} else out[i] = false end
+end
+return out
+"""
+)
+
+# ARGV: expected header, new payload, PX milliseconds or ''. Returns 1 when it wrote, and
+# also when the entry already carries the new payload's header: then an earlier attempt of
+# this very call (retried after a lost reply) wrote it.
+_SWAP = _Script(
+    """
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+local n = string.len(ARGV[1])
+local head = string.sub(cur, 1, n)
+if head == ARGV[1] then
+  if ARGV[3] == '' then
+    redis.call('SET', KEYS[1], ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+  return 1
+end
+if head == string.sub(ARGV[2], 1, n) then return 1 end
+return 0
+"""
+)
+
+_REMOVE_IF_VERSION = _Script(
+    """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+)
+
+_WRITE_MANY_PX = _Script(
+    """
+local px = ARGV[1]
+for i, k in ipairs(KEYS) do redis.call('SET', k, ARGV[i + 1], 'PX', px) end
+return #KEYS
+"""
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _payload(value: Value) -> bytes:
+    """The stored form of a validated value, under a fresh version."""
+    try:
+        return (_MAGIC + os.urandom(_VERSION_BYTES).hex() + dumps_validated(value)).encode()
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise SerializationError(
+            f"the value holds a string that is not valid Unicode ({exc.reason}: {bad!r}); strings must be "
+            "encodable as UTF-8, so replace lone surrogates before storing"
+        ) from None
+
+
+def _ms(seconds: float) -> int:
+    # Round up to whole milliseconds (never expire early), at least 1 ms.
+    return min(max(1, int(seconds * 1000 + 0.999)), _MAX_PX)
+
+
+def _escape(collection: str) -> str:
+    if "%" in collection or "{" in collection or "}" in collection or ":" in collection:
+        return collection.replace("%", "%25").replace("{", "%7B").replace("}", "%7D").replace(":", "%3A")
+    return collection
+
+
+def _glob_escape(text: str) -> str:
+    # SCAN MATCH treats * ? [ ] and \ specially; a backslash makes any of them literal.
+    if any(c in text for c in "*?[]\\"):
+        return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+    return text
+
+
+def _foreign(collection: str, key: str, why: str) -> DeserializationError:
+    return DeserializationError(
+        f"the Redis value at collection {collection!r}, key {key!r} is not fastmcp-sessions data "
+        f"({why}); another program wrote it, or it is corrupt. Delete the entry (store.delete) or "
+        "give this store its own namespace= so it never shares keys with other programs"
+    )
+
+
+def _parse(collection: str, key: str, raw: Any) -> tuple[str, Value]:
+    """The (header, value) of a stored string; ``DeserializationError`` when it is not ours."""
+    if type(raw) is not bytes:  # only a client without NEVER_DECODE support gives str
+        raw = raw.encode() if isinstance(raw, str) else raw
+        if not isinstance(raw, bytes):
+            raise _foreign(collection, key, f"Redis returned a {type(raw).__name__}")
+    if not raw.startswith(_MAGIC_BYTES) or len(raw) <= _HEADER:
+        raise _foreign(collection, key, "it does not start with the fms1: format tag")
+    try:
+        text = raw.decode()
+        value, end = _decoder.raw_decode(text, _HEADER)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _foreign(collection, key, f"its JSON does not parse: {exc}") from None
+    if end != len(text) or type(value) is not dict:
+        raise _foreign(collection, key, "its JSON is not a single object")
+    return text[:_HEADER], value
+
+
+def _ttl_seconds(pttl: int) -> float | None:
+    return None if pttl < 0 else pttl / 1000.0
+
+
+class RedisStore(Store):
+    """A store in Redis: one server (``redis://``, ``rediss://``, ``unix://``) or a Redis
+    Cluster (``redis+cluster://host:port[,host:port...]``, ``rediss+cluster://``).
+
+    Args:
+        url: Where Redis is; user and password come from the URL
+            (``redis://user:password@host:6379/0``). Default ``redis://localhost:6379/0``.
+            Query options are the keyword arguments below.
+        client: A ready ``redis.asyncio.Redis`` or ``RedisCluster`` instead of ``url``
+            (either ``decode_responses`` setting works). The store does not close it, and
+            its own timeouts and retries apply instead of ``timeout``.
+        namespace: Prefix of every key this store reads or writes (no ``{`` or ``}``).
+            Stores with different namespaces never see each other's data.
+        colocate: Keep each collection in one Redis Cluster hash slot (default): batches
+            over one collection are one command on one node. ``False`` spreads a
+            collection's keys over the whole cluster (for one very large or very hot
+            collection). The two layouts name keys differently: pick one per namespace.
+        timeout: Seconds to wait for a connection or a reply; past it an operation raises
+            ``StoreConnectionError``. A connection that broke (server restarted) is
+            replaced once, transparently.
+        db: Database number for ``unix://`` URLs (``redis://`` URLs take it from the path).
+        max_connections: Upper bound on pooled connections (per node on a cluster).
+        client_name: ``CLIENT SETNAME`` for the store's connections.
+        ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname: TLS
+            settings for ``rediss://`` (CA bundle, client certificate and key for mutual
+            TLS, ``required``/``optional``/``none``, host name check).
+        default_collection: Collection used when a call passes none.
+    """
+
+    url_schemes = _SCHEMES
+    pip_extra = "redis"
+    driver_errors = _DRIVER_ERRORS
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Redis | RedisCluster | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        colocate: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+        db: int | None = None,
+        max_connections: int | None = None,
+        client_name: str | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_cert_reqs: str | None = None,
+        ssl_check_hostname: bool | None = None,
+        default_collection: str | None = None,
+    ) -> None:
+        if not _HAVE_REDIS:
+            raise ImportError(
+                "RedisStore needs redis-py: pip install 'fastmcp-sessions[redis]' (optionally with hiredis)"
+            )
+        super().__init__(default_collection=default_collection)
+        if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
+            raise ValueError(
+                f"namespace must be a non-empty str without '{{' or '}}' (they would form a Redis "
+                f"Cluster hash tag), got {namespace!r}"
+            )
+        if isinstance(timeout, bool) or not (float(timeout) > 0 and float(timeout) != float("inf")):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.namespace = namespace
+        self.colocate = bool(colocate)
+        self.timeout = float(timeout)
+        self._base = f"{namespace}:{{" if self.colocate else f"{namespace}:{{}}:"
+        self._prefixes: dict[str, str] = {}
+        self._nx_get = True  # SET NX ... GET needs Redis >= 7.0; switched off on older servers
+        if client is not None:
+            if url is not None:
+                raise ValueError("pass either url= or client=, not both")
+            if not isinstance(client, Redis | RedisCluster):
+                raise TypeError(
+                    f"client must be a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster, "
+                    f"got {type(client).__name__}"
+                )
+            self._client: Redis | RedisCluster = client
+            self._owns_client = False
+            self._where = _describe_client(client)
+        else:
+            url = url or "redis://localhost:6379/0"
+            if "?" in url:
+                raise ValueError(
+                    "RedisStore(url) takes options as keyword arguments; for options in the URL's query "
+                    "string use RedisStore.from_url(url) or open_store(url)"
+                )
+            tls = {
+                "ssl_ca_certs": ssl_ca_certs,
+                "ssl_certfile": ssl_certfile,
+                "ssl_keyfile": ssl_keyfile,
+                "ssl_cert_reqs": ssl_cert_reqs,
+                "ssl_check_hostname": ssl_check_hostname,
+            }
+            self._client = _make_client(url, self.timeout, db, max_connections, client_name, tls)
+            self._owns_client = True
+            self._where = redact_url(url)
+        self._cluster = isinstance(self._client, RedisCluster)
+        # Every command goes through _execute: on a server, redis-py's own method (bounded by
+        # its timeouts, nothing added to the hot path); on a cluster, a wrapper with a hard
+        # deadline, because redis-py's cluster retries (slot map refresh, retry) stack waits.
+        self._execute: Callable[..., Awaitable[Any]] = (
+            self._cluster_execute if self._cluster else self._client.execute_command
+        )
+        self._deadline = 2 * self.timeout
+        # redis-py's async RedisCluster routes commands issued before its first initialize()
+        # to a random node (MOVED storms that close other tasks' connections), so the store
+        # initializes it once before its first command.
+        self._pending_init = self._cluster
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisStore:
+        """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS), ``unix:///path.sock``,
+        ``redis+cluster://host:port[,host:port...]`` or ``rediss+cluster://``, with query options
+        ``namespace``, ``colocate``, ``timeout``, ``db``, ``max_connections``, ``client_name``,
+        ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``,
+        ``ssl_check_hostname``, ``default_collection`` (keyword options win)."""
+        take_query_options(url, _URL_OPTIONS, options)
+        return cls(url.split("?", 1)[0], **options)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._where}, namespace={self.namespace!r})"
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The redis-py client this store uses (``Redis`` or ``RedisCluster``)."""
+        return self._client
+
+    def redis_key(self, key: str, *, collection: str | None = None) -> str:
+        """The Redis key that holds ``key`` of ``collection`` (for inspection and tooling)."""
+        c = self.default_collection if collection is None else check_collection(collection)
+        return self._prefix(c) + check_key(key)
+
+    # -- key layout ----------------------------------------------------------------------
+
+    def _prefix(self, collection: str) -> str:
+        prefix = self._prefixes.get(collection)
+        if prefix is None:
+            escaped = _escape(collection)
+            # "{collection}" is a Redis Cluster hash tag: the collection decides the slot. "{}" is
+            # an empty tag, so Redis hashes the whole key. Either way the first brace ends the
+            # namespace, which cannot contain one: no namespace can reach into another's keys.
+            prefix = f"{self._base}{escaped}}}:" if self.colocate else f"{self._base}{escaped}:"
+            if len(self._prefixes) >= 4096:  # bounded: collection names may be unbounded
+                self._prefixes.clear()
+            self._prefixes[collection] = prefix
+        return prefix
+
+    def _collection_of(self, name: str) -> tuple[str, str] | None:
+        """``(collection, key)`` of a Redis key under our namespace, or ``None`` if it is not ours."""
+        base = self._base
+        if not name.startswith(base):
+            return None
+        if self.colocate:
+            end = name.find("}", len(base))
+            if end < 0 or name[end + 1 : end + 2] != ":":
+                return None
+            escaped, key = name[len(base) : end], name[end + 2 :]
+        else:
+            end = name.find(":", len(base))
+            if end < 0:
+                return None
+            escaped, key = name[len(base) : end], name[end + 1 :]
+        collection = unquote(escaped)
+        if not escaped or not key or _escape(collection) != escaped:
+            return None
+        return collection, key
+
+    def _groups(self, collection: str, names: list[str]) -> list[list[int]]:
+        """Indices of ``names`` split into batches that one command may carry: at most
+        ``_CHUNK`` keys, and on a cluster all in one hash slot."""
+        if not self._cluster or self.colocate:
+            # A hash-tagged collection is one slot; a standalone server has no slots.
+            indices = list(range(len(names)))
+        else:
+            by_slot: dict[int, list[int]] = {}
+            for i, name in enumerate(names):
+                by_slot.setdefault(key_slot(name.encode()), []).append(i)
+            return [g[s : s + _CHUNK] for g in by_slot.values() for s in range(0, len(g), _CHUNK)]
+        return [indices[s : s + _CHUNK] for s in range(0, len(indices), _CHUNK)]
+
+    # -- running commands ------------------------------------------------------------------
+
+    async def _cluster_execute(self, *args: Any, **options: Any) -> Any:
+        return await self._bounded(self._client.execute_command(*args, **options))
+
+    async def _bounded(self, awaitable: Awaitable[Any]) -> Any:
+        """Await a cluster operation, at most ``2 * timeout`` seconds in all."""
+        deadline = asyncio.timeout(self._deadline)
+        try:
+            async with deadline:
+                if self._pending_init:
+                    assert isinstance(self._client, RedisCluster)
+                    await self._client.initialize()
+                    self._pending_init = False
+                return await awaitable
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # not started when initialize() used up the time
+            raise RedisTimeoutError(f"the cluster did not answer within {self._deadline:g}s") from None
+
+    def _error(self, exc: BaseException, collection: str | None = None, key: str | None = None) -> Exception:
+        """The typed error to raise for a redis-py error."""
+        where = (
+            ""
+            if collection is None
+            else f" (collection {collection!r}" + (f", key {key!r})" if key is not None else ")")
+        )
+        if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
+            return DeserializationError(
+                f"a Redis key of this store{where} holds a Redis type other than a string, so it is not "
+                "fastmcp-sessions data; another program wrote it. Delete it, or give this store its own "
+                "namespace="
+            )
+        if isinstance(exc, NoPermissionError):
+            return KeyValueOperationError(
+                f"{self!r}: the Redis ACL user may not run this command{where} ({exc}); grant it "
+                f"~{self.namespace}:* with +@read +@write +@keyspace +@scripting (see docs/redis.md)"
+            )
+        if isinstance(exc, OutOfMemoryError):
+            return KeyValueOperationError(
+                f"{self!r}: Redis is out of memory and refused the write{where} ({exc}); raise maxmemory, "
+                "or use an eviction policy such as volatile-lru"
+            )
+        if isinstance(exc, RedisReadOnlyError):
+            return KeyValueOperationError(
+                f"{self!r}: the server is a read-only replica{where}; point the URL at the primary"
+            )
+        if isinstance(exc, _DRIVER_ERRORS):
+            return self._connection_error(exc)
+        return KeyValueOperationError(
+            f"{self!r}: Redis refused a command{where} ({type(exc).__name__}: {exc}); check the server's "
+            "version (Redis >= 6.2 is supported) and log"
+        )
+
+    def _connection_error(self, exc: BaseException) -> StoreConnectionError:
+        """``StoreConnectionError`` with advice that fits the failure."""
+        if isinstance(exc, AuthenticationError | AuthenticationWrongNumberOfArgsError | AuthorizationError):
+            advice = (
+                "authentication failed: check the user name and password in the URL "
+                "(redis://user:password@host:port/db) and the server's ACL"
+            )
+        elif isinstance(exc, MaxConnectionsError):
+            advice = "the connection pool is exhausted: raise max_connections or lower concurrency"
+        elif isinstance(exc, RedisTimeoutError):
+            advice = (
+                f"no answer within timeout={self.timeout:g}s: the server is down, paused or unreachable, "
+                "or a command was very slow; the store reconnects on its own once it answers"
+            )
+        elif "SSL" in str(exc) or "certificate" in str(exc).lower():
+            advice = (
+                "the TLS handshake failed: use rediss:// for a TLS port, redis:// for a plain one, and "
+                "pass ssl_ca_certs= naming the CA that signed the server's certificate"
+            )
+        else:
+            advice = (
+                "check that the server is running and reachable at this address; the store reconnects "
+                "on its own once it is"
+            )
+        return StoreConnectionError(f"{self!r} could not be reached ({type(exc).__name__}: {exc}); {advice}")
+
+    async def _script(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self._one(("EVALSHA", script.sha, len(keys), *keys, *args), (script,))
+
+    async def _one(self, command: tuple[Any, ...], scripts: Sequence[_Script] = ()) -> Any:
+        try:
+            return await self._execute(*command, **_RAW)
+        except NoScriptError:
+            # First use on this server (or it restarted, or failed over): load and go again.
+            await self._load(scripts)
+            return await self._execute(*command, **_RAW)
+
+    async def _load(self, scripts: Sequence[_Script]) -> None:
+        logger.debug("%r: loading %d Lua script(s) after NOSCRIPT", self, len(scripts))
+        for script in scripts:  # on a cluster, SCRIPT LOAD reaches every master
+            await self._execute("SCRIPT LOAD", script.source)
+
+    async def _batch(self, commands: list[tuple[Any, ...]], scripts: Sequence[_Script] = ()) -> list[Any]:
+        """Run ``commands`` in one round trip (one per node on a cluster); results in order.
+
+        Every batch is idempotent (reads, or writes of payloads made beforehand), so after a
+        ``NOSCRIPT`` it simply runs again once the scripts are loaded.
+        """
+        if len(commands) == 1:
+            return [await self._one(commands[0], scripts)]
+        try:
+            return await self._pipeline(commands)
+        except NoScriptError:
+            await self._load(scripts)
+            return await self._pipeline(commands)
+
+    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command, **_RAW)
+        results: list[Any] = await (self._bounded(pipe.execute()) if self._cluster else pipe.execute())
+        return results
+
+    # -- the hot paths, written out in full -----------------------------------------------
+
+    async def get(self, key: str, *, collection: str | None = None) -> Value | None:
+        """Return the value stored at ``key``, or ``None`` if it is missing or expired."""
+        if self._closed:
+            raise StoreClosedError(repr(self))
+        c = self.default_collection if collection is None else check_collection(collection)
+        name = self._prefix(c) + check_key(key)
+        try:
+            raw = await self._execute("GET", name, **_RAW)
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, c, key) from exc
+        return None if raw is None else _parse(c, key, raw)[1]
+
+    async def put(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        """Store ``value`` at ``key``, replacing what was there, expiring after ``ttl`` seconds."""
+        if self._closed:
+            raise StoreClosedError(repr(self))
+        c = self.default_collection if collection is None else check_collection(collection)
+        name = self._prefix(c) + check_key(key)
+        seconds = check_ttl(ttl)
+        payload = _payload(copy_value(value))
+        try:
+            if seconds is None:
+                await self._execute("SET", name, payload)
+            else:
+                await self._execute("SET", name, payload, "PX", _ms(seconds))
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, c, key) from exc
+
+    async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[Value | None]:
+        """Return the values of ``keys`` in order, ``None`` for each missing one (one round
+        trip on a server, one per node on a cluster)."""
+        if self._closed:
+            raise StoreClosedError(repr(self))
+        c = self.default_collection if collection is None else check_collection(collection)
+        keys = self._keys_arg(keys)
+        if not keys:
+            return []
+        prefix = self._prefix(c)
+        names = [prefix + k for k in keys]
+        groups = self._groups(c, names)
+        try:
+            replies = await self._batch(
+                [("EVALSHA", _GET_MANY.sha, len(g), *(names[i] for i in g)) for g in groups], (_GET_MANY,)
+            )
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, c) from exc
+        out: list[Value | None] = [None] * len(keys)
+        for group, reply in zip(groups, replies, strict=True):
+            for i, raw in zip(group, reply, strict=True):
+                if raw is not None:
+                    out[i] = _parse(c, keys[i], raw)[1]
+        return out
+
+    # -- the backend interface -------------------------------------------------------------
+
+    async def _read(self, collection: str, key: str) -> Versioned | None:
+        try:
+            reply = await self._script(_READ, (self._prefix(collection) + key,), ())
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection, key) from exc
+        if reply is None:
+            return None
+        header, value = _parse(collection, key, reply[0])
+        return Versioned(value, header[len(_MAGIC) :], _ttl_seconds(reply[1]))
+
+    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+        if not keys:
+            return []
+        prefix = self._prefix(collection)
+        names = [prefix + k for k in keys]
+        groups = self._groups(collection, names)
+        commands = [("EVALSHA", _READ_MANY.sha, len(g), *(names[i] for i in g)) for g in groups]
+        try:
+            replies = await self._batch(commands, (_READ_MANY,))
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection) from exc
+        out: list[Versioned | None] = [None] * len(keys)
+        for group, reply in zip(groups, replies, strict=True):
+            for i, entry in zip(group, reply, strict=True):
+                if entry is not None:
+                    header, value = _parse(collection, keys[i], entry[0])
+                    out[i] = Versioned(value, header[len(_MAGIC) :], _ttl_seconds(entry[1]))
+        return out
+
+    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+        payload = _payload(value)
+        name = self._prefix(collection) + key
+        try:
+            if ttl is None:
+                await self._execute("SET", name, payload)
+            else:
+                await self._execute("SET", name, payload, "PX", _ms(ttl))
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection, key) from exc
+
+    async def _write_many(
+        self, collection: str, keys: list[str], values: list[Value], ttl: float | None
+    ) -> None:
+        if not keys:
+            return
+        prefix = self._prefix(collection)
+        names = [prefix + k for k in keys]
+        payloads = [_payload(v) for v in values]
+        groups = self._groups(collection, names)
+        commands: list[tuple[Any, ...]]
+        if ttl is None:
+            # MSET is atomic per command and needs no script.
+            commands = [("MSET", *(x for i in g for x in (names[i], payloads[i]))) for g in groups]
+        else:
+            px = _ms(ttl)
+            commands = [
+                ("EVALSHA", _WRITE_MANY_PX.sha, len(g), *(names[i] for i in g), px, *(payloads[i] for i in g))
+                for g in groups
+            ]
+        try:
+            await self._batch(commands, (_WRITE_MANY_PX,))
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection) from exc
+
+    async def _remove(self, collection: str, key: str) -> bool:
+        try:
+            return bool(await self._execute("DEL", self._prefix(collection) + key))
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection, key) from exc
+
+    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+        if not keys:
+            return 0
+        prefix = self._prefix(collection)
+        names = [prefix + k for k in dict.fromkeys(keys)]
+        try:
+            return await self._unlink(collection, names, "DEL")
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection) from exc
+
+    async def _unlink(self, collection: str, names: list[str], command: str) -> int:
+        groups = self._groups(collection, names)
+        replies = await self._batch([(command, *(names[i] for i in g)) for g in groups])
+        return sum(int(r) for r in replies)
+
+    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+        payload = _payload(value)
+        name = self._prefix(collection) + key
+        args: tuple[Any, ...] = (
+            ("SET", name, payload, "NX") if ttl is None else ("SET", name, payload, "NX", "PX", _ms(ttl))
+        )
+        try:
+            if self._nx_get:
+                try:
+                    # GET returns what blocked us; our own header means a retried attempt of this
+                    # very call already wrote it (the reply to the first one was lost).
+                    previous = await self._execute(*args, "GET", **_SET_GET)
+                except ResponseError as exc:
+                    if "syntax" not in str(exc).lower():
+                        raise
+                    self._nx_get = False  # Redis < 7.0 cannot combine NX and GET
+                else:
+                    return previous is None or bytes(previous[:_HEADER]) == payload[:_HEADER]
+            return bool(await self._execute(*args))
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection, key) from exc
+
+    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+        expected = _MAGIC + version
+        if len(expected) != _HEADER:
+            return False  # not a version this store ever handed out
+        payload = _payload(value)
+        px = "" if ttl is None else _ms(ttl)
+        try:
+            reply = await self._script(_SWAP, (self._prefix(collection) + key,), (expected, payload, px))
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection, key) from exc
+        return bool(reply)
+
+    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+        expected = _MAGIC + version
+        if len(expected) != _HEADER:
+            return False
+        try:
+            reply = await self._script(_REMOVE_IF_VERSION, (self._prefix(collection) + key,), (expected,))
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection, key) from exc
+        return bool(reply)
+
+    # -- listing ---------------------------------------------------------------------------
+
+    async def _scan(self, pattern: str) -> AsyncGenerator[list[bytes], None]:
+        """Pages of every key matching ``pattern``: a full SCAN of the server, or of every
+        master of a cluster."""
+        if isinstance(self._client, RedisCluster):
+            await self._execute("PING")  # initializes the client and refreshes a stale slot map
+            nodes: list[Any] = list(self._client.get_primaries())
+        else:
+            nodes = [None]
+        for node in nodes:
+            target = {} if node is None else {"target_nodes": node}
+            cursor: Any = 0
+            while True:
+                cursor, names = await self._execute(
+                    "SCAN", cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT, **target, **_RAW
+                )
+                if isinstance(cursor, dict):  # a cluster answers {node name: cursor}
+                    cursor = next(iter(cursor.values()))
+                if names:
+                    yield names
+                if int(cursor) == 0:
+                    break
+
+    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+        if limit == 0:
+            return []
+        prefix = self._prefix(collection)
+        start = len(prefix.encode())
+        found: dict[str, None] = {}
+        try:
+            async with contextlib.aclosing(self._scan(_glob_escape(prefix) + "*")) as pages:
+                async for names in pages:
+                    for name in names:
+                        with contextlib.suppress(UnicodeDecodeError):  # not ours: keys are UTF-8
+                            found[name[start:].decode()] = None
+                    if limit is not None and len(found) >= limit:
+                        break
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection) from exc
+        keys = [k for k in found if k]
+        return keys if limit is None else keys[:limit]
+
+    async def _list_collections(self, limit: int | None) -> list[str]:
+        if limit == 0:
+            return []
+        found: dict[str, None] = {}
+        try:
+            async with contextlib.aclosing(self._scan(_glob_escape(self._base) + "*")) as pages:
+                async for names in pages:
+                    for name in names:
+                        try:
+                            parsed = self._collection_of(name.decode())
+                        except UnicodeDecodeError:
+                            continue
+                        if parsed is not None:
+                            found[parsed[0]] = None
+                    if limit is not None and len(found) >= limit:
+                        break
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc) from exc
+        names_found = list(found)
+        return names_found if limit is None else names_found[:limit]
+
+    async def _drop_collection(self, collection: str) -> bool:
+        prefix = self._prefix(collection)
+        removed = 0
+        try:
+            async with contextlib.aclosing(self._scan(_glob_escape(prefix) + "*")) as pages:
+                async for names in pages:
+                    removed += await self._unlink(collection, [n.decode() for n in names], "UNLINK")
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc, collection) from exc
+        return removed > 0
+
+    async def _close(self) -> None:
+        if self._owns_client:
+            with contextlib.suppress(*_REDIS_ERRORS, OSError):
+                await self._client.aclose()
+
+
+def _describe_client(client: Any) -> str:
+    """``client=<Redis 127.0.0.1:6379/0>`` without credentials, for repr and errors."""
+    if isinstance(client, RedisCluster):
+        nodes = ",".join(f"{n.host}:{n.port}" for n in client.get_nodes()) or "(not connected)"
+        return f"client=<RedisCluster {nodes}>"
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"client=<Redis unix:{kwargs['path']}/{kwargs.get('db', 0)}>"
+    return f"client=<Redis {kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}>"
+
+
+def _userinfo(netloc: str) -> tuple[str | None, str | None, str]:
+    """(username, password, hosts) of a URL's network location, percent-decoded."""
+    if "@" not in netloc:
+        return None, None, netloc
+    userinfo, _, hosts = netloc.rpartition("@")
+    user, sep, password = userinfo.partition(":")
+    return (unquote(user) or None), (unquote(password) if sep else None), hosts
+
+
+def _host_port(text: str, url: str) -> tuple[str, int]:
+    text = text.strip()
+    if text.startswith("["):  # [IPv6]:port
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port_text = text.rpartition(":") if ":" in text else (text, "", "")
+    try:
+        port = int(port_text) if port_text else 6379
+    except ValueError:
+        raise ValueError(f"bad port {port_text!r} in {redact_url(url)}") from None
+    if not host:
+        raise ValueError(f"missing host in {redact_url(url)}")
+    return host, port
+
+
+def _make_client(
+    url: str,
+    timeout: float,
+    db: int | None,
+    max_connections: int | None,
+    client_name: str | None,
+    tls: dict[str, Any],
+) -> Redis | RedisCluster:
+    """A redis-py client for ``url`` whose every wait is bounded by ``timeout``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ValueError(
+            f"RedisStore URLs start with {', '.join(s + '://' for s in _SCHEMES)}; got {scheme!r}"
+        )
+    username, password, hosts = _userinfo(parts.netloc)
+    common: dict[str, Any] = {
+        "username": username,
+        "password": password,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "decode_responses": False,
+        "client_name": client_name,
+    }
+    use_tls = scheme in ("rediss", "rediss+cluster")
+    tls_options = {k: v for k, v in tls.items() if v is not None}
+    if tls_options and not use_tls:
+        raise ValueError(f"{', '.join(sorted(tls_options))} need a rediss:// (TLS) URL, not {scheme}://")
+    if use_tls:
+        common["ssl"] = True
+        common.update(tls_options)
+    # Retry once, only when a connection broke: that replaces connections a restarted server
+    # dropped. A timeout is not retried, so an operation waits at most about ``timeout``.
+    retry = Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), 1, (RedisConnectionError,))
+    if scheme.endswith("+cluster"):
+        if parts.path.strip("/") not in ("", "0") or db:
+            raise ValueError("Redis Cluster has only database 0; drop the /db from the URL")
+        nodes = [ClusterNode(*_host_port(h, url)) for h in hosts.split(",") if h.strip()]
+        if not nodes:
+            raise ValueError(f"name at least one cluster node: redis+cluster://host:port,... (got {url!r})")
+        return RedisCluster(
+            startup_nodes=nodes,
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.25, base=0.05), 1),
+            max_connections=max_connections or 1000,
+            **common,
+        )
+    if max_connections is not None:
+        common["max_connections"] = max_connections
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("unix URLs name the socket: unix:///path/to/redis.sock")
+        return Redis(unix_socket_path=unquote(parts.path), db=db or 0, retry=retry, **common)
+    host, port = _host_port(hosts, url) if hosts else ("localhost", 6379)
+    path = parts.path.strip("/")
+    try:
+        url_db = int(path) if path else None
+    except ValueError:
+        raise ValueError(f"the path of a redis:// URL is the database number, got {path!r}") from None
+    if url_db is not None and db is not None and url_db != db:
+        raise ValueError(f"the URL names database {url_db} but db={db} was given")
+    return Redis(host=host, port=port, db=url_db or db or 0, retry=retry, **common)
