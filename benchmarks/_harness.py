@@ -111,3 +111,76 @@ def main(
 ) -> None:
     args = parse_args(description, default_ops)
     asyncio.run(coro(args))
+
+
+class Group:
+    """Runs the same operation on several stores, interleaved in short slices so that load
+    from anything else on the machine hits every contender alike.
+
+    Each round runs ``ops`` operations of every contender, in slices of at most 50 taking
+    turns; only the operation itself is timed (``prepare`` runs untimed before each one). A
+    contender's result is its median round. A contender whose operation fails is recorded
+    as failed (0 ops/s, the error in ``extra``) and left out of the ratios.
+    """
+
+    def __init__(self, report: Report, prefix: str, ops: int, rounds: int, calls: Callable[[], int]) -> None:
+        self.report, self.prefix, self.ops, self.rounds, self.calls = report, prefix, ops, rounds, calls
+        self.stores: list[tuple[str, Any]] = []
+        self.groups: list[str] = []
+
+    def contender(self, name: str, store: Any) -> None:
+        self.stores.append((name, store))
+
+    async def run(
+        self,
+        name: str,
+        make_op: Callable[[Any], Op],
+        ops: int | None = None,
+        *,
+        prepare: Callable[[Any], Op] | None = None,
+    ) -> None:
+        group, ops = self.prefix + name, ops or self.ops
+        self.groups.append(group)
+        live: list[tuple[str, Op, Op | None, dict[str, Any]]] = []
+        for contender, store in self.stores:
+            op, before = make_op(store), prepare(store) if prepare else None
+            extra: dict[str, Any] = {}
+            try:
+                for i in range(max(ops // 10, 2)):  # connect and warm up
+                    if before:
+                        await before(i)
+                    await op(i)
+                if before:
+                    await before(0)
+                start = self.calls()
+                await op(0)
+                extra["calls"] = self.calls() - start
+            except Exception as exc:  # recorded, not hidden
+                extra["failed"] = f"{type(exc).__name__}: {exc}"[:300]
+                self.report.results.append(Result(group, contender, 0.0, ops, [], extra))
+                print(f"  {group:<32} {contender:<40} FAILED {extra['failed'][:80]}", file=sys.stderr)
+                continue
+            live.append((contender, op, before, extra))
+        per_round: dict[str, list[float]] = {c: [] for c, *_ in live}
+        step = min(50, ops)
+        for _ in range(self.rounds):
+            elapsed = dict.fromkeys(per_round, 0.0)
+            for first in range(0, ops, step):
+                for contender, op, before, _ in live:
+                    for i in range(first, min(first + step, ops)):
+                        if before:
+                            await before(i)
+                        began = time.perf_counter()
+                        await op(i)
+                        elapsed[contender] += time.perf_counter() - began
+            for contender in per_round:
+                per_round[contender].append(ops / elapsed[contender])
+        for contender, _, _, extra in live:
+            median = statistics.median(per_round[contender])
+            self.report.results.append(Result(group, contender, median, ops, per_round[contender], extra))
+            print(f"  {group:<32} {contender:<40} {median:>10,.0f} ops/s", file=sys.stderr)
+
+    def ratios(self, ours: str, peer: str) -> list[tuple[str, str, str]]:
+        """``(group, ours, peer)`` for every group both contenders finished."""
+        done = {(r.group, r.contender) for r in self.report.results if r.ops_per_sec > 0}
+        return [(g, ours, peer) for g in self.groups if (g, ours) in done and (g, peer) in done]

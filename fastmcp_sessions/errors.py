@@ -21,6 +21,7 @@ from key_value.aio.errors import (
     StoreSetupError,
     ValueTooLargeError,
 )
+from key_value.aio.errors import EntryTooLargeError as _KeyValueEntryTooLargeError
 
 __all__ = [
     "BaseKeyValueError",
@@ -28,6 +29,7 @@ __all__ = [
     "DecryptionError",
     "DeserializationError",
     "EncryptionError",
+    "EntryTooLargeError",
     "InvalidKeyError",
     "InvalidTTLError",
     "KeyValueOperationError",
@@ -54,6 +56,24 @@ class ConflictError(KeyValueOperationError):
                 "the entry; retry later, lower contention on this key, or pass a larger max_attempts"
             ),
             extra_info={"collection": collection, "key": key, "attempts": attempts},
+        )
+
+
+class EntryTooLargeError(ValueTooLargeError, _KeyValueEntryTooLargeError):
+    """An entry is larger than the backend can hold; raised before anything is sent.
+
+    Both a ``ValueTooLargeError`` and py-key-value-aio's ``EntryTooLargeError``, so
+    either ``except`` catches it.
+    """
+
+    def __init__(self, size: int, max_size: int, collection: str, key: str, advice: str) -> None:
+        KeyValueOperationError.__init__(
+            self,
+            message=(
+                f"the entry for key {key!r} in collection {collection!r} is about {size} bytes, over "
+                f"the backend's limit of {max_size} bytes; {advice}"
+            ),
+            extra_info={"size": size, "max_size": max_size, "collection": collection, "key": key},
         )
 
 

@@ -1,0 +1,163 @@
+"""MongoDBStore side by side with py-key-value-aio's MongoDBStore, on the same server.
+
+Starts each MongoDB stand-in installed here (nx-27017, and mongoeco where Python >= 3.13
+exists; see tests/servers.py) on a loopback port, runs both contenders in this one
+process against it, interleaved, and prints ratios:
+
+    .venv/bin/python benchmarks/bench_mongodb.py [--ops 500] [--rounds 5]
+
+Groups: single put and get, then get_many / put_many / delete_many of 100 keys. Each
+result also records the server commands one call takes (a pymongo CommandListener).
+delete_many deletes 100 keys that exist: they are put back, untimed, before each call.
+Results go to benchmarks/results/mongodb.json. Absolute ops/s say little (both servers
+are Python or SQLite emulations, not mongod); compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from pymongo import monitoring  # noqa: E402
+from servers import MongoServer, available  # noqa: E402
+
+from benchmarks._harness import Group, Op, Report, main  # noqa: E402
+from fastmcp_sessions.stores.mongodb import MongoDBStore  # noqa: E402
+
+OURS = "fastmcp-sessions MongoDBStore"
+PEER = "py-key-value-aio MongoDBStore"
+BATCH = 100
+VALUE: dict[str, Any] = {
+    "access_token": "eyJhbGciOiJIUzI1NiJ9." + "x" * 80,
+    "token_type": "Bearer",
+    "expires_in": 3600,
+    "scope": "read write",
+}
+
+
+class _Commands(monitoring.CommandListener):
+    """Counts the commands every pymongo client sends (registered before any client exists)."""
+
+    count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        type(self).count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def _count() -> int:
+    return _Commands.count
+
+
+async def bench_server(report: Report, kind: str, ops: int, rounds: int) -> list[tuple[str, str, str]]:
+    from key_value.aio.stores.mongodb import MongoDBStore as PeerStore
+
+    print(f"\n-- MongoDB stand-in: {kind}", file=sys.stderr)
+    with MongoServer(kind=kind) as server:
+        ours = MongoDBStore(f"{server.url}/?database=bench_ours")
+        peer = PeerStore(url=server.url, db_name="bench_peer", coll_name="kv")
+        group = Group(report, f"{kind}: ", ops, rounds, _count)
+        keys = [f"b{i}" for i in range(BATCH)]
+        values = [dict(VALUE, i=i) for i in range(BATCH)]
+        batch_ops = max(ops // 25, 5)
+        try:
+            for name, store in ((OURS, ours), (PEER, peer)):
+                group.contender(name, store)
+            await group.run("put", _put_op)
+            # get reads keys written once; the keys above were overwritten many times, which
+            # nx-27017 mishandles for the peer (see "get (overwritten keys)").
+            for _, store in group.stores:
+                await store.put_many(keys, values, collection="fresh")
+            await group.run("get", lambda s: _get_op(s, "fresh", BATCH))
+            await group.run("get (overwritten keys)", lambda s: _get_op(s, "bench", 1000))
+            await group.run(f"put_many({BATCH})", lambda s: _put_many_op(s, keys, values), batch_ops)
+            await group.run(f"get_many({BATCH})", lambda s: _get_many_op(s, keys), batch_ops)
+            await group.run(
+                f"delete_many({BATCH})",
+                lambda s: _delete_many_op(s, keys),
+                batch_ops,
+                prepare=lambda s: _put_many_op(s, keys, values),
+            )
+        finally:
+            for store in (ours, peer):
+                try:
+                    await store.close()
+                except Exception:  # a failed peer must not hide the report
+                    traceback.print_exc()
+    return group.ratios(OURS, PEER)
+
+
+def _put_op(store: Any) -> Op:
+    async def op(i: int) -> None:
+        await store.put(f"k{i % 1000}", VALUE, collection="bench")
+
+    return op
+
+
+def _get_op(store: Any, collection: str, distinct: int) -> Op:
+    prefix = "k" if collection == "bench" else "b"
+
+    async def op(i: int) -> None:
+        got = await store.get(f"{prefix}{i % distinct}", collection=collection)
+        assert got is not None, "get returned None for a key that was just written"
+
+    return op
+
+
+def _get_many_op(store: Any, keys: list[str]) -> Op:
+    async def op(i: int) -> None:
+        got = await store.get_many(keys, collection="bench")
+        assert len(got) == BATCH and all(v is not None for v in got)
+
+    return op
+
+
+def _put_many_op(store: Any, keys: list[str], values: list[dict[str, Any]]) -> Op:
+    async def op(i: int) -> None:
+        await store.put_many(keys, values, collection="bench")
+
+    return op
+
+
+def _delete_many_op(store: Any, keys: list[str]) -> Op:
+    async def op(i: int) -> None:
+        assert await store.delete_many(keys, collection="bench") == BATCH
+
+    return op
+
+
+async def run(args: argparse.Namespace) -> None:
+    monitoring.register(_Commands())
+    report = Report("mongodb")
+    ratios: list[tuple[str, str, str]] = []
+    for kind in ("nx", "mongoeco"):
+        if not available(kind):
+            print(f"\n-- {kind}: not installed here, skipped", file=sys.stderr)
+            continue
+        ratios += await bench_server(report, kind, args.ops, args.rounds)
+    report.print_table(ratios)
+    print("\nserver commands per call:")
+    for r in report.results:
+        if "calls" in r.extra:
+            print(f"  {r.group:<32} {r.contender:<40} {r.extra['calls']}")
+    failures = [r for r in report.results if r.extra.get("failed")]
+    for r in failures:
+        print(f"  FAILED {r.group} {r.contender}: {r.extra['failed']}")
+    path = report.save(ratios, args.json)
+    print(f"\nsaved {path}")
+
+
+if __name__ == "__main__":
+    main(run, __doc__.splitlines()[0], default_ops=500)

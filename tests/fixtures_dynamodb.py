@@ -1,0 +1,33 @@
+"""Session-scoped DynamoDB endpoints on 127.0.0.1 (see tests/servers.py).
+
+Each endpoint starts on first use and serves every test of the run; tests isolate
+themselves with a table of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from servers import DynamoDBServer
+
+
+def _serve(kind: str) -> Iterator[DynamoDBServer]:
+    server = DynamoDBServer(kind=kind)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_server() -> Iterator[DynamoDBServer]:
+    """Amazon DynamoDB Local (Java, in memory)."""
+    yield from _serve("local")
+
+
+@pytest.fixture(scope="session")
+def dynamodb_moto_server() -> Iterator[DynamoDBServer]:
+    """moto_server."""
+    yield from _serve("moto")
