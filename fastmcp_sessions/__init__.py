@@ -1,6 +1,7 @@
 """Storage FastMCP servers and MCP client apps can trust in production."""
 
 from fastmcp_sessions.encryption import Keyring
+from fastmcp_sessions.sessions import Lock, ServerRegistry, SessionStore
 from fastmcp_sessions.stores import (
     DiskStore,
     EncryptedStore,
@@ -14,7 +15,10 @@ __all__ = [
     "DiskStore",
     "EncryptedStore",
     "Keyring",
+    "Lock",
     "MemoryStore",
+    "ServerRegistry",
+    "SessionStore",
     "Store",
     "Versioned",
     "open_store",

@@ -1,0 +1,454 @@
+"""``fastmcp-sessions doctor``: which store is selected and why, whether it answers, and what is unsafe.
+
+The doctor only reads: it never writes an entry, never creates the database or a key
+file (a store that does not exist yet is reported as such), and prints key
+fingerprints, never keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from key_value.aio.errors import BaseKeyValueError, DecryptionError
+
+from fastmcp_sessions.cli._common import (
+    CliError,
+    Console,
+    FileInfo,
+    Result,
+    UsageError,
+    file_info,
+    format_table,
+    safe_url,
+)
+from fastmcp_sessions.cli._stores import chosen_url, close_quietly, open_cli_store
+from fastmcp_sessions.encryption import KEYS_ENV, Keyring, default_key_file
+from fastmcp_sessions.stores._url import parse_bool
+from fastmcp_sessions.stores.base import Store
+from fastmcp_sessions.stores.registry import app_name_from_env, selected_url, store_class
+
+PROBE_COLLECTION = "fastmcp-sessions-doctor"
+PROBES = 5
+
+Level = str  # "ok" | "info" | "warning" | "error"
+
+
+@dataclass
+class Report:
+    """Everything the doctor found."""
+
+    url: str | None
+    chosen_by: str
+    backend: str = "?"
+    reachable: bool | None = None
+    latency_ms: float | None = None
+    encryption: str = "off"
+    key_source: str | None = None
+    fingerprints: list[str] = field(default_factory=list)
+    files: list[FileInfo] = field(default_factory=list)
+    findings: list[tuple[Level, str]] = field(default_factory=list)
+
+    def add(self, level: Level, message: str) -> None:
+        """Record a finding."""
+        self.findings.append((level, message))
+
+    @property
+    def errors(self) -> int:
+        """How many findings are errors."""
+        return sum(1 for level, _ in self.findings if level == "error")
+
+    @property
+    def warnings(self) -> int:
+        """How many findings are warnings."""
+        return sum(1 for level, _ in self.findings if level == "warning")
+
+
+async def run_doctor(console: Console, url_arg: str | None, *, strict: bool = False) -> Result:
+    """Diagnose the store ``url_arg`` (or the one the environment selects)."""
+    url, reason = chosen_url(url_arg)
+    console.redactor.add_url(url)
+    report = Report(url=url, chosen_by=reason)
+    scheme = urlsplit(url).scheme.lower() if url else "disk"
+    if url is not None and not scheme:
+        raise UsageError(
+            f"{safe_url(url)} is not a store URL; e.g. disk:///path/store.sqlite3 or redis://host:6379/0"
+        )
+    try:
+        cls = store_class(scheme)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    report.backend = cls.__name__
+    if cls.handles_encryption:
+        await _diagnose_disk(report, url)
+    else:
+        await _diagnose_server(report, url or "", scheme)
+    if not report.findings or all(level in ("ok", "info") for level, _ in report.findings):
+        report.add("ok", "no unsafe settings found")
+    return _result(report, strict=strict)
+
+
+# -- disk --------------------------------------------------------------------------------
+
+
+async def _diagnose_disk(report: Report, url: str | None) -> None:
+    from fastmcp_sessions.stores.disk import resolve_path
+
+    options = _query(url)
+    path_text = unquote(urlsplit(url).path) if url else ""
+    app_name = options.get("app_name") or app_name_from_env()
+    encrypted = _bool_option(options, "encryption", True)
+    db = resolve_path(path_text or None, app_name)
+    report.encryption = "on (Fernet, disk store)" if encrypted else "off"
+
+    report.files.append(file_info("data directory", db.parent))
+    report.files.append(file_info("database", db))
+    for suffix in ("-wal", "-shm"):
+        extra = db.with_name(db.name + suffix)
+        if extra.exists():
+            report.files.append(file_info(f"database {suffix[1:].upper()}", extra))
+    keys_ok = True
+    if encrypted:
+        key_file = _key_file(options, app_name)
+        keys_ok = _diagnose_keys(report, key_file, data_exists=db.exists())
+    else:
+        report.add(
+            "warning",
+            f"plaintext on disk: {db} stores values unencrypted (encryption=false); move them into an "
+            "encrypted "
+            f"store with: fastmcp-sessions migrate 'disk://{db}?encryption=false' disk:///NEW/PATH.sqlite3",
+        )
+    _check_modes(report)
+
+    if not db.exists():
+        report.reachable = None
+        parent = _nearest_existing(db.parent)
+        if os.access(parent, os.W_OK | os.X_OK):
+            report.add(
+                "info", f"the database {db} does not exist yet; it is created (mode 0600) on first use"
+            )
+        else:
+            report.add(
+                "error",
+                f"the database {db} does not exist and {parent} is not writable: create the directory or "
+                "choose "
+                "another path (disk:///path/store.sqlite3)",
+            )
+        return
+    if not keys_ok:
+        report.reachable = False
+        return
+    await _probe(report, url)
+
+
+def _diagnose_keys(report: Report, key_file: Path, *, data_exists: bool) -> bool:
+    """Report where the keys come from; False when the data exists but no key can open it."""
+    env = os.environ.get(KEYS_ENV, "").strip()
+    if env:
+        report.key_source = f"env {KEYS_ENV}"
+        try:
+            report.fingerprints = list(Keyring(env.split(","), source=report.key_source).fingerprints)
+        except BaseKeyValueError as exc:
+            report.add("error", str(exc))
+            return False
+        if key_file.exists():
+            report.files.append(file_info("key file (unused: env wins)", key_file))
+        return True
+    report.key_source = f"key file {key_file}"
+    report.files.append(file_info("key file", key_file))
+    report.files.append(file_info("key directory", key_file.parent))
+    if not key_file.exists():
+        if data_exists:
+            report.add(
+                "error",
+                f"the data is encrypted but its key file {key_file} is missing: restore it from your backup "
+                "or "
+                f"set {KEYS_ENV} to the key (newest first); without it the data cannot be read",
+            )
+            return False
+        report.add("info", f"no key yet: {key_file} is created (mode 0600) with a new key on first use")
+        return True
+    try:
+        lines = [line.strip() for line in key_file.read_text(encoding="ascii").splitlines()]
+        keys = [line for line in lines if line and not line.startswith("#")]
+        report.fingerprints = list(Keyring(keys, source=report.key_source).fingerprints)
+    except (OSError, UnicodeDecodeError) as exc:
+        report.add("error", f"cannot read the key file {key_file}: {exc}; fix its permissions or restore it")
+        return False
+    except BaseKeyValueError as exc:
+        report.add("error", str(exc))
+        return False
+    return True
+
+
+def _key_file(options: dict[str, str], app_name: str) -> Path:
+    if options.get("key_file"):
+        return Path(options["key_file"]).expanduser()
+    return default_key_file(app_name)
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_modes(report: Report) -> None:
+    for info in report.files:
+        if info.exists and info.group_or_world_access:
+            fix = "700" if info.kind == "dir" else "600"
+            report.add(
+                "warning",
+                f"{info.role} {info.path} is accessible to other users (mode {info.mode}); run: chmod {fix} "
+                f"{info.path}",
+            )
+
+
+# -- server backends ---------------------------------------------------------------------
+
+
+async def _diagnose_server(report: Report, url: str, scheme: str) -> None:
+    options = _query(url)
+    encrypted = _bool_option(options, "encryption", False)
+    report.encryption = "on (Fernet, ?encryption=true)" if encrypted else "off"
+    _check_transport(report, url, scheme, options)
+    keyring: Keyring | None = None
+    if encrypted:
+        app_name = options.get("app_name") or app_name_from_env()
+        key_file = _key_file(options, app_name)
+        if _diagnose_keys(report, key_file, data_exists=False):
+            keyring = _keyring_if_available(key_file)
+        if keyring is None and not os.environ.get(KEYS_ENV, "").strip():
+            report.add(
+                "warning",
+                f"every replica must use the same key: set {KEYS_ENV} on each (a key file is per machine)",
+            )
+    else:
+        report.add(
+            "info", "values are stored unencrypted on the server; add ?encryption=true to encrypt them"
+        )
+    _check_modes(report)
+    await _probe(report, url, encryption=False, keyring=keyring)
+
+
+def _keyring_if_available(key_file: Path) -> Keyring | None:
+    env = os.environ.get(KEYS_ENV, "").strip()
+    try:
+        if env:
+            return Keyring(env.split(","), source=f"env {KEYS_ENV}")
+        if key_file.exists():
+            lines = [line.strip() for line in key_file.read_text(encoding="ascii").splitlines()]
+            return Keyring(
+                [ln for ln in lines if ln and not ln.startswith("#")], source=f"key file {key_file}"
+            )
+    except (OSError, UnicodeDecodeError, BaseKeyValueError):
+        return None
+    return None
+
+
+def _check_transport(report: Report, url: str, scheme: str, options: dict[str, str]) -> None:
+    hosts = _hosts(url)
+    remote = [h for h in hosts if not _is_loopback(h)]
+    if scheme.startswith("redis") or scheme == "unix":
+        tls = "rediss" in scheme or _bool_option(options, "ssl", False) or _bool_option(options, "tls", False)
+        has_auth = _has_password(url, options)
+        if remote and scheme != "unix":
+            if not tls:
+                report.add(
+                    "warning",
+                    f"Redis without TLS on a non-loopback host ({', '.join(remote)}): traffic, including "
+                    "OAuth "
+                    "tokens, crosses the network in clear; use rediss://",
+                )
+            if not has_auth:
+                report.add(
+                    "warning",
+                    f"Redis without authentication on a non-loopback host ({', '.join(remote)}): anyone who "
+                    "can "
+                    "reach it can read and change sessions; set a password (redis://user:PASSWORD@host)",
+                )
+    elif scheme.startswith("mongodb"):
+        tls = (
+            scheme == "mongodb+srv"
+            or _bool_option(options, "tls", False)
+            or _bool_option(options, "ssl", False)
+        )
+        if remote and not tls:
+            report.add(
+                "warning", f"MongoDB without TLS on a non-loopback host ({', '.join(remote)}); add ?tls=true"
+            )
+        if remote and not _has_password(url, options):
+            report.add(
+                "warning",
+                f"MongoDB without credentials on a non-loopback host ({', '.join(remote)}); use "
+                "mongodb://user:PASSWORD@host",
+            )
+    elif scheme.startswith("dynamodb"):
+        endpoint = options.get("endpoint_url", "")
+        if endpoint.startswith("http://") and not all(_is_loopback(h) for h in _hosts(endpoint)):
+            report.add(
+                "warning", f"DynamoDB endpoint {endpoint} is plain HTTP on a non-loopback host; use https://"
+            )
+
+
+def _hosts(url: str) -> list[str]:
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    hosts = []
+    for part in netloc.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.startswith("["):
+            hosts.append(part[1:].partition("]")[0])
+        else:
+            hosts.append(part.rsplit(":", 1)[0] if part.count(":") == 1 else part)
+    return hosts
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _has_password(url: str, options: dict[str, str]) -> bool:
+    userinfo = urlsplit(url).netloc.rpartition("@")[0]
+    return (":" in userinfo and bool(userinfo.split(":", 1)[1])) or bool(options.get("password"))
+
+
+# -- the round trip ----------------------------------------------------------------------
+
+
+async def _probe(
+    report: Report, url: str | None, *, encryption: bool | None = None, keyring: Keyring | None = None
+) -> None:
+    """Open the store, time reads of a key that does not exist, and try to decrypt one existing entry."""
+    store: Store | None = None
+    try:
+        options: dict[str, Any] = {} if encryption is None else {"encryption": encryption}
+        store = open_cli_store(url, **options)
+        probe_key = f"probe-{uuid.uuid4().hex}"
+        timings = []
+        for _ in range(PROBES):
+            start = time.perf_counter()
+            await store.get(probe_key, collection=PROBE_COLLECTION)
+            timings.append((time.perf_counter() - start) * 1000)
+        report.reachable = True
+        report.latency_ms = statistics.median(timings)
+        if keyring is not None:
+            await _check_decryption(report, store, keyring)
+    except DecryptionError as exc:
+        report.reachable = True
+        report.add("error", f"the keys in use cannot decrypt the existing data: {exc}")
+    except CliError as exc:
+        report.reachable = False
+        report.add("error", exc.message)
+    except BaseKeyValueError as exc:
+        report.reachable = False
+        report.add("error", f"unreachable: {exc}")
+    finally:
+        await close_quietly(store)
+
+
+async def _check_decryption(report: Report, inner: Store, keyring: Keyring) -> None:
+    from fastmcp_sessions.stores.encrypted import EncryptedStore
+
+    sample = EncryptedStore(inner, keys=keyring)
+    for collection in await inner.collections(limit=3):
+        if collection == PROBE_COLLECTION:
+            continue
+        for key in await inner.keys(collection, limit=1):
+            try:
+                await sample.get(key, collection=collection)
+            except DecryptionError:
+                report.add(
+                    "error",
+                    f"the keys in use ({', '.join(keyring.fingerprints)}, from {keyring.source}) cannot "
+                    f"decrypt the existing data (collection {collection!r}); set {KEYS_ENV} to the key the "
+                    "servers use",
+                )
+            return
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _query(url: str | None) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)) if url else {}
+
+
+def _bool_option(options: dict[str, str], name: str, default: bool) -> bool:
+    if name not in options:
+        return default
+    try:
+        return parse_bool(options[name])
+    except ValueError as exc:
+        raise UsageError(f"option {name}: {exc}") from exc
+
+
+def _result(report: Report, *, strict: bool) -> Result:
+    env_url, env_reason = selected_url()
+    data = {
+        "ok": report.errors == 0 and not (strict and report.warnings),
+        "store": safe_url(report.url),
+        "chosen_by": report.chosen_by,
+        "environment_selects": {"url": safe_url(env_url), "why": env_reason},
+        "backend": report.backend,
+        "reachable": report.reachable,
+        "latency_ms": None if report.latency_ms is None else round(report.latency_ms, 3),
+        "encryption": report.encryption,
+        "key_source": report.key_source,
+        "key_fingerprints": report.fingerprints,
+        "files": [f.as_dict() for f in report.files],
+        "findings": [{"level": level, "message": message} for level, message in report.findings],
+    }
+    if report.reachable is None:
+        reachable = "not checked (nothing to open yet)"
+    elif report.reachable and report.latency_ms is not None:
+        reachable = f"yes, round trip {report.latency_ms:.2f} ms (median of {PROBES} reads)"
+    elif report.reachable:
+        reachable = "yes"
+    else:
+        reachable = "NO"
+    lines = [
+        f"store        {safe_url(report.url)}",
+        f"chosen by    {report.chosen_by}",
+    ]
+    if report.chosen_by == "--url":
+        lines.append(f"environment  would select {safe_url(env_url)} ({env_reason})")
+    lines += [
+        f"backend      {report.backend}",
+        f"reachable    {reachable}",
+        f"encryption   {report.encryption}",
+    ]
+    if report.key_source:
+        prints = ", ".join(report.fingerprints) or "none yet"
+        lines.append(f"keys         {report.key_source} ({prints}; newest first)")
+    if report.files:
+        lines += [
+            "",
+            format_table(
+                ["role", "path", "mode"],
+                [[f.role, f.path, f.mode if f.exists else "(missing)"] for f in report.files],
+            ),
+        ]
+    lines.append("")
+    for level, message in report.findings:
+        lines.append(f"{level:<8} {message}")
+    exit_code = 1 if report.errors or (strict and report.warnings) else 0
+    error = None
+    if report.errors:
+        error = f"{report.errors} problem(s) found; see the lines marked 'error' above"
+    elif exit_code:
+        error = f"{report.warnings} warning(s) with --strict; fix them or drop --strict"
+    return Result(data, "\n".join(lines), exit_code=exit_code, error=error)

@@ -1,0 +1,203 @@
+"""FastMCP wiring: everything a FastMCP server (or client app) needs, from one store URL.
+
+Server side::
+
+    from fastmcp import FastMCP
+    from fastmcp_sessions.fastmcp import server_storage
+
+    storage = server_storage("redis://cache:6379/0", server_name="billing")
+    mcp = FastMCP("billing", **storage.kwargs())              # session_state_store
+    app = mcp.http_app(**storage.http_app_kwargs())           # event_store (resumable SSE)
+    mcp.add_middleware(storage.response_caching_middleware())
+    auth = GitHubProvider(..., **storage.oauth_proxy_kwargs())  # client_storage, encrypted
+
+Every part lives under its own collection prefix ``fastmcp/<server_name>/<part>/``,
+so several servers share one Redis (or disk file) without seeing each other's data,
+and the OAuth proxy's storage is encrypted with its own Fernet keys whatever the
+backend — never derived from the JWT signing key.
+
+Client side, ``StoreOAuth`` is FastMCP's ``OAuth`` with tokens kept per identity in
+any store and refresh single-flight across processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from fastmcp.client.auth.oauth import OAuth
+from fastmcp.server.event_store import EventStore
+from fastmcp.server.middleware.caching import ResponseCachingMiddleware
+
+from fastmcp_sessions.encryption import Keyring, load_keyring
+from fastmcp_sessions.sessions.errors import InvalidServerNameError
+from fastmcp_sessions.sessions.oauth import identity_store
+from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
+from fastmcp_sessions.stores.base import Store
+from fastmcp_sessions.stores.encrypted import EncryptedStore
+from fastmcp_sessions.stores.namespaced import NamespacedStore
+from fastmcp_sessions.stores.registry import app_name_from_env, open_store
+
+__all__ = ["OAUTH_KEYS_ENV", "ServerStorage", "StoreOAuth", "server_storage"]
+
+OAUTH_KEYS_ENV = "FASTMCP_SESSIONS_OAUTH_KEYS"
+"""Comma-separated Fernet keys (newest first) for the OAuth proxy's storage."""
+
+
+@dataclass(eq=False)
+class ServerStorage:
+    """The stores of one FastMCP server, all views of one underlying store.
+
+    Attributes:
+        server_name: The namespace of every part.
+        store: The underlying store shared by the parts.
+        session_state_store: For ``FastMCP(session_state_store=...)``.
+        event_store: For ``mcp.http_app(event_store=...)`` / ``mcp.run(event_store=...)``.
+        oauth_client_storage: Encrypted storage for ``OAuthProxy(client_storage=...)``.
+        response_cache_storage: For ``ResponseCachingMiddleware(cache_storage=...)``.
+    """
+
+    server_name: str
+    store: Store
+    session_state_store: Store
+    event_store: EventStore
+    oauth_client_storage: Store
+    response_cache_storage: Store
+    owns_store: bool = field(default=True, repr=False)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``FastMCP(...)``."""
+        return {"session_state_store": self.session_state_store}
+
+    def http_app_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``mcp.http_app(...)`` or ``mcp.run(transport="http", ...)``."""
+        return {"event_store": self.event_store}
+
+    def oauth_proxy_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``OAuthProxy(...)`` and its subclasses (GitHubProvider...)."""
+        return {"client_storage": self.oauth_client_storage}
+
+    def response_caching_middleware(self, **settings: Any) -> ResponseCachingMiddleware:
+        """A ``ResponseCachingMiddleware`` on this server's cache storage (``settings`` passed on)."""
+        return ResponseCachingMiddleware(cache_storage=self.response_cache_storage, **settings)
+
+    async def close(self) -> None:
+        """Close the underlying store (when ``server_storage`` opened it)."""
+        if self.owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def server_storage(
+    url: str | None = None,
+    *,
+    server_name: str,
+    store: Store | None = None,
+    oauth_keys: Keyring | Sequence[str | bytes] | str | None = None,
+    event_ttl: int | None = 3600,
+    max_events_per_stream: int = 100,
+    **open_options: Any,
+) -> ServerStorage:
+    """Build every store a FastMCP server needs from one store URL (or one ``store``).
+
+    Args:
+        url: A store URL for ``open_store`` (``None``: env ``FASTMCP_SESSIONS_URL``, else
+            the encrypted disk store). Ignored when ``store`` is given.
+        server_name: Namespaces every part (``fastmcp/<server_name>/...``), so servers can
+            share a store; no ``/`` allowed.
+        store: An already open store to use instead of ``url`` (it is not closed by
+            ``ServerStorage.close``).
+        oauth_keys: Fernet keys for the OAuth proxy's storage; default env
+            ``FASTMCP_SESSIONS_OAUTH_KEYS``, then the fastmcp-sessions keyring (env
+            ``FASTMCP_SESSIONS_KEYS`` or the app's key file). Replicas must share them.
+        event_ttl: Seconds events are kept for resumable SSE (``None``: forever).
+        max_events_per_stream: Events kept per SSE stream.
+        **open_options: Passed to ``open_store``.
+    """
+    if not isinstance(server_name, str) or not server_name or "/" in server_name:
+        raise InvalidServerNameError(
+            f"server_name must be a non-empty str without '/', got {server_name!r}; it namespaces the "
+            "server's data in the shared store"
+        )
+    owns = store is None
+    base = open_store(url, **open_options) if store is None else store
+    prefix = f"fastmcp/{server_name}"
+
+    def part(name: str) -> NamespacedStore:
+        return NamespacedStore(base, f"{prefix}/{name}")
+
+    keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"))
+    return ServerStorage(
+        server_name=server_name,
+        store=base,
+        session_state_store=part("state"),
+        event_store=EventStore(
+            storage=part("events"), max_events_per_stream=max_events_per_stream, ttl=event_ttl
+        ),
+        oauth_client_storage=EncryptedStore(part("oauth"), keys=keyring),
+        response_cache_storage=part("cache"),
+        owns_store=owns,
+    )
+
+
+def _oauth_keyring(keys: Keyring | Sequence[str | bytes] | str | None, app_name: str | None) -> Keyring:
+    if keys is None:
+        env = os.environ.get(OAUTH_KEYS_ENV, "").strip()
+        if env:
+            return Keyring(env.split(","), source=f"env {OAUTH_KEYS_ENV}")
+    return load_keyring(keys, app_name=app_name or app_name_from_env())
+
+
+class StoreOAuth(SingleFlightOAuthClientProvider, OAuth):
+    """FastMCP's client ``OAuth`` with tokens in any store, per identity, refreshed single-flight.
+
+    ``Client(url, auth=StoreOAuth(store=store, identity=user_id))`` keeps the user's
+    tokens and client registration under keys private to ``identity`` (FastMCP alone
+    keys them by server URL only, so two users of one app would share them), and
+    when several processes find the token expired at once only one refreshes it.
+
+    Args:
+        mcp_url: The MCP endpoint (optional with ``Client(auth=...)``).
+        store: Any fastmcp-sessions store; use an encrypted one.
+        identity: The user the tokens belong to; ``None`` uses ``store`` as is.
+        identity_key: Secret for HMAC-hashing identities in keys.
+        refresh_lock_lease: Seconds a refreshing process may hold the refresh lock.
+        refresh_lock_timeout: Seconds to wait for another process's refresh.
+        **oauth_kwargs: Passed to FastMCP's ``OAuth`` (scopes, client_name, callback_port...).
+    """
+
+    def __init__(
+        self,
+        mcp_url: str | None = None,
+        *,
+        store: Store,
+        identity: str | None = None,
+        identity_key: str | bytes | None = None,
+        refresh_lock_lease: float = 30.0,
+        refresh_lock_timeout: float | None = 60.0,
+        **oauth_kwargs: Any,
+    ) -> None:
+        token_storage: Store = (
+            store if identity is None else identity_store(store, identity, identity_key=identity_key)
+        )
+        super().__init__(
+            mcp_url,
+            token_storage=token_storage,
+            refresh_lock_store=token_storage,
+            refresh_lock_lease=refresh_lock_lease,
+            refresh_lock_timeout=refresh_lock_timeout,
+            **oauth_kwargs,
+        )

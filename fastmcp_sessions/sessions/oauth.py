@@ -1,0 +1,245 @@
+"""OAuth for MCP client apps: token storage, per-identity isolation, PKCE flows, single-flight refresh.
+
+* ``SessionTokenStorage`` — the MCP SDK's ``TokenStorage`` protocol over one
+  session of a ``SessionStore`` (``sessions.token_storage(identity, session_id)``);
+  plug it into ``OAuthClientProvider(storage=...)``.
+* ``identity_store(store, identity)`` — a view of any store whose keys are private to
+  one identity, for FastMCP's client ``OAuth(token_storage=...)``. FastMCP keys tokens
+  by server URL only, so two users of one app would otherwise share tokens.
+* ``OAuthFlows`` — authorization-code flows: ``start`` keeps the ``state`` and PKCE
+  verifier for 10 minutes, ``consume`` hands them back exactly once, even when two
+  processes try at the same moment (``get_versioned`` + ``delete_if_version``).
+
+Single-flight refresh across processes is ``fastmcp_sessions.sessions.refresh``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from fastmcp_sessions.sessions._keys import IdentityHasher, check_identity, secret_digest
+from fastmcp_sessions.sessions.errors import FlowNotFoundError, SessionValidationError
+from fastmcp_sessions.sessions.models import PendingFlow, to_datetime
+from fastmcp_sessions.stores.base import Store
+from fastmcp_sessions.stores.namespaced import NamespacedStore
+
+if TYPE_CHECKING:
+    from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+
+    from fastmcp_sessions.sessions.lock import Lock
+    from fastmcp_sessions.sessions.store import SessionStore
+
+__all__ = [
+    "DEFAULT_FLOW_COLLECTION",
+    "OAuthFlows",
+    "SessionTokenStorage",
+    "identity_store",
+    "pkce_pair",
+]
+
+DEFAULT_FLOW_COLLECTION = "fastmcp_sessions_flows"
+FLOW_LIFETIME = 600.0
+
+
+# -- token storage of one session ------------------------------------------------------
+
+
+class SessionTokenStorage:
+    """The MCP SDK ``TokenStorage`` of one session: tokens and client registration live in its record.
+
+    Get one from ``SessionStore.token_storage(identity, session_id)``. Reads cost one
+    store round trip; writes are atomic updates of the session (they also mark it
+    ``authorized`` and slide its expiry). Writing to a session that no longer
+    exists raises ``SessionNotFoundError``.
+    """
+
+    def __init__(self, sessions: SessionStore, identity: str, session_id: str) -> None:
+        self.sessions = sessions
+        self.identity = check_identity(identity)
+        self.session_id = session_id
+
+    def __repr__(self) -> str:
+        return f"SessionTokenStorage(session={self.session_id[:6]}...)"
+
+    async def get_tokens(self) -> OAuthToken | None:
+        """Return the stored tokens (repr-redacted ``OAuthToken``), or ``None``."""
+        oauth = await self.sessions._oauth_of(self.identity, self.session_id)
+        return None if oauth is None or oauth.tokens is None else oauth.tokens.to_oauth_token()
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        """Store ``tokens``; the absolute expiry is computed from ``expires_in`` now."""
+        await self.sessions._set_tokens(self.identity, self.session_id, tokens)
+
+    async def get_token_expiry(self) -> float | None:
+        """Unix time at which the stored access token expires, or ``None`` if unknown or never."""
+        oauth = await self.sessions._oauth_of(self.identity, self.session_id)
+        if oauth is None or oauth.tokens is None or oauth.tokens.expires_at is None:
+            return None
+        return oauth.tokens.expires_at.timestamp()
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        """Return the stored client registration (repr-redacted), or ``None``."""
+        oauth = await self.sessions._oauth_of(self.identity, self.session_id)
+        return None if oauth is None or oauth.client is None else oauth.client.to_client_information()
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        """Store the client registration (dynamic, CIMD or static)."""
+        await self.sessions._set_client(self.identity, self.session_id, client_info)
+
+    async def clear_tokens(self) -> None:
+        """Forget the tokens, keeping the client registration."""
+        await self.sessions._clear_oauth(self.identity, self.session_id, client=False)
+
+    async def clear(self) -> None:
+        """Forget the tokens and the client registration."""
+        await self.sessions._clear_oauth(self.identity, self.session_id, client=True)
+
+    def refresh_lock(self, *, lease: float = 30.0, timeout: float | None = 60.0) -> Lock:
+        """The lock that makes token refresh of this session single-flight across processes."""
+        return self.sessions._refresh_lock(self.identity, self.session_id, lease=lease, timeout=timeout)
+
+
+# -- a per-identity view for FastMCP's OAuth(token_storage=...) ------------------------
+
+
+def identity_store(
+    store: Store, identity: str, *, identity_key: str | bytes | None = None
+) -> NamespacedStore:
+    """A view of ``store`` whose keys belong to ``identity`` only.
+
+    Every key is stored as ``id/<hash of identity>/<key>`` in the same collection, so
+    the number of collections does not grow with users, and one identity can never
+    read, list or delete another's entries. Pass it to FastMCP's client
+    ``OAuth(token_storage=identity_store(store, user_id))``, or use
+    ``fastmcp_sessions.fastmcp.StoreOAuth``, which also makes refresh single-flight.
+    Closing the view leaves ``store`` open.
+    """
+    return NamespacedStore(store, "id/" + IdentityHasher(identity_key)(identity), scope="key")
+
+
+# -- PKCE + state ----------------------------------------------------------------------
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A new PKCE ``(code_verifier, S256 code_challenge)`` (RFC 7636), the verifier from ``secrets``."""
+    verifier = secrets.token_urlsafe(64)  # 86 characters of [A-Za-z0-9_-]
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=")
+    return verifier, challenge.decode("ascii")
+
+
+class OAuthFlows:
+    """Authorization-code flows in progress, consumable exactly once.
+
+    ``start`` creates the ``state`` (256 random bits) and PKCE verifier and keeps them
+    for ``lifetime`` seconds (10 minutes by default) under a hash of the state;
+    ``consume(state)`` returns them and deletes them atomically, so a replayed or
+    concurrent second callback with the same state fails with ``FlowNotFoundError``.
+
+    Args:
+        store: Any fastmcp-sessions store (use an encrypted one: it holds verifiers).
+        collection: The collection holding pending flows.
+        lifetime: Seconds a flow stays consumable.
+        identity_key: Secret for HMAC-hashing identities (as ``SessionStore``).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        collection: str = DEFAULT_FLOW_COLLECTION,
+        lifetime: float = FLOW_LIFETIME,
+        identity_key: str | bytes | None = None,
+    ) -> None:
+        self.store = store
+        self.collection = collection
+        self.lifetime = float(lifetime)
+        self._hash = IdentityHasher(identity_key)
+
+    def __repr__(self) -> str:
+        return f"OAuthFlows({self.store!r}, lifetime={self.lifetime:g})"
+
+    async def start(
+        self,
+        identity: str,
+        *,
+        redirect_uri: str,
+        session_id: str | None = None,
+        server_url: str | None = None,
+        scopes: Sequence[str] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> PendingFlow:
+        """Begin a flow of ``identity``; put ``state`` and ``code_challenge`` in the authorize URL."""
+        digest = self._hash(identity)
+        if not isinstance(redirect_uri, str) or not redirect_uri:
+            raise SessionValidationError("redirect_uri must be the non-empty callback URL of the flow")
+        state = secrets.token_urlsafe(32)
+        verifier, challenge = pkce_pair()
+        now = time.time()
+        record = {
+            "identity": digest,
+            "verifier": verifier,
+            "challenge": challenge,
+            "redirect_uri": redirect_uri,
+            "session_id": session_id,
+            "server_url": server_url,
+            "scopes": list(scopes),
+            "extra": dict(extra or {}),
+            "created": now,
+            "expires": now + self.lifetime,
+        }
+        stored = await self.store.put_if_absent(
+            "flow:" + secret_digest(state), record, collection=self.collection, ttl=self.lifetime
+        )
+        if not stored:  # 256 random bits collided: never in practice
+            raise SessionValidationError("could not allocate a unique OAuth state; retry")
+        return _flow(state, record)
+
+    async def consume(self, state: str, *, identity: str | None = None) -> PendingFlow:
+        """Return the flow of ``state`` and end it, exactly once.
+
+        With ``identity`` the flow must also have been started by that identity (do
+        pass it when you know who is calling back: it stops one user from completing
+        another's flow). Raises ``FlowNotFoundError`` when the state is unknown,
+        expired, already consumed, or another identity's; a flow of another identity
+        is left untouched.
+        """
+        if not isinstance(state, str) or not state:
+            raise FlowNotFoundError()
+        key = "flow:" + secret_digest(state)
+        entry = await self.store.get_versioned(key, collection=self.collection)
+        if entry is None:
+            raise FlowNotFoundError()
+        record = entry.value
+        if identity is not None and not secrets.compare_digest(
+            str(record.get("identity")), self._hash(identity)
+        ):
+            raise FlowNotFoundError()
+        if not await self.store.delete_if_version(key, entry.version, collection=self.collection):
+            raise FlowNotFoundError()  # another consumer won the race
+        if float(record.get("expires", 0)) <= time.time():
+            raise FlowNotFoundError()
+        return _flow(state, record)
+
+    async def cancel(self, state: str) -> bool:
+        """Drop a pending flow; return whether it existed."""
+        return await self.store.delete("flow:" + secret_digest(state), collection=self.collection)
+
+
+def _flow(state: str, record: dict[str, Any]) -> PendingFlow:
+    return PendingFlow(
+        state=state,
+        code_verifier=record["verifier"],
+        code_challenge=record["challenge"],
+        redirect_uri=record["redirect_uri"],
+        session_id=record.get("session_id"),
+        server_url=record.get("server_url"),
+        scopes=record.get("scopes") or [],
+        extra=record.get("extra") or {},
+        created_at=to_datetime(record["created"]),
+        expires_at=to_datetime(record["expires"]),
+    )

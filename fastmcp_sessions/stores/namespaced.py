@@ -1,0 +1,145 @@
+"""A namespaced view of another store: prefixed collections, or prefixed keys.
+
+``scope="collection"`` (the default) stores collection ``c`` of the view as
+``<namespace>/<c>`` in the inner store: several FastMCP servers (or apps) share one
+Redis without seeing each other's data, and listing a view's keys costs what it
+costs on the inner store.
+
+``scope="key"`` keeps collections and stores key ``k`` as ``<namespace>/<k>``: the
+number of collections does not grow with namespaces, which suits many small
+namespaces such as one per user. Listing keys or collections of such a view scans
+the inner collection(s) and filters, so it is for housekeeping, not hot paths;
+get/put/delete and the atomic operations are one inner call each either way.
+
+Versions, TTLs and atomicity are the inner store's: every operation is passed
+straight through with the name rewritten.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastmcp_sessions._values import check_collection
+from fastmcp_sessions.stores.base import Store, Value, Versioned
+
+__all__ = ["NamespacedStore"]
+
+Scope = Literal["collection", "key"]
+
+
+class NamespacedStore(Store):
+    """A view of ``inner`` confined to ``namespace``.
+
+    Args:
+        inner: Any fastmcp-sessions store.
+        namespace: A non-empty name; it becomes the prefix ``<namespace>/``.
+        scope: ``"collection"`` to prefix collection names, ``"key"`` to prefix keys.
+        owns_inner: Whether ``close()`` also closes ``inner`` (default ``False``: a
+            view usually shares its store with other views).
+    """
+
+    def __init__(
+        self,
+        inner: Store,
+        namespace: str,
+        *,
+        scope: Scope = "collection",
+        owns_inner: bool = False,
+    ) -> None:
+        super().__init__(default_collection=inner.default_collection)
+        check_collection(namespace)
+        if scope not in ("collection", "key"):
+            raise ValueError(f"scope must be 'collection' or 'key', got {scope!r}")
+        self.inner = inner
+        self.namespace = namespace
+        self.scope: Scope = scope
+        self.owns_inner = owns_inner
+        self._prefix = namespace + "/"
+
+    def __repr__(self) -> str:
+        return f"NamespacedStore({self.inner!r}, namespace={self.namespace!r}, scope={self.scope!r})"
+
+    # -- name mapping -------------------------------------------------------------------
+
+    def _c(self, collection: str) -> str:
+        return self._prefix + collection if self.scope == "collection" else collection
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key if self.scope == "key" else key
+
+    def _ks(self, keys: list[str]) -> list[str]:
+        return [self._prefix + k for k in keys] if self.scope == "key" else keys
+
+    async def _own_keys(self, collection: str, limit: int | None) -> list[str]:
+        """Keys of this view in ``collection`` (key scope), without the prefix."""
+        n = len(self._prefix)
+        found = [k[n:] for k in await self.inner.keys(collection) if k.startswith(self._prefix)]
+        return found if limit is None else found[:limit]
+
+    # -- the backend interface ----------------------------------------------------------
+
+    async def _read(self, collection: str, key: str) -> Versioned | None:
+        return await self.inner.get_versioned(self._k(key), collection=self._c(collection))
+
+    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+        pairs = await self.inner.ttl_many(self._ks(keys), collection=self._c(collection))
+        # ttl_many carries no version; versions are only needed by the atomic paths, which use _read.
+        return [None if value is None else Versioned(value, "", ttl) for value, ttl in pairs]
+
+    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+        await self.inner.put(self._k(key), value, collection=self._c(collection), ttl=ttl)
+
+    async def _write_many(
+        self, collection: str, keys: list[str], values: list[Value], ttl: float | None
+    ) -> None:
+        await self.inner.put_many(self._ks(keys), values, collection=self._c(collection), ttl=ttl)
+
+    async def _remove(self, collection: str, key: str) -> bool:
+        return await self.inner.delete(self._k(key), collection=self._c(collection))
+
+    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+        return await self.inner.delete_many(self._ks(keys), collection=self._c(collection))
+
+    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+        return await self.inner.put_if_absent(self._k(key), value, collection=self._c(collection), ttl=ttl)
+
+    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+        return await self.inner.compare_and_set(
+            self._k(key), value, version=version, collection=self._c(collection), ttl=ttl
+        )
+
+    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+        return await self.inner.delete_if_version(self._k(key), version, collection=self._c(collection))
+
+    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+        if self.scope == "collection":
+            return await self.inner.keys(self._c(collection), limit=limit)
+        return await self._own_keys(collection, limit)
+
+    async def _list_collections(self, limit: int | None) -> list[str]:
+        names: list[str] = []
+        for name in await self.inner.collections():
+            if limit is not None and len(names) >= limit:
+                break
+            if self.scope == "collection":
+                if name.startswith(self._prefix) and len(name) > len(self._prefix):
+                    names.append(name[len(self._prefix) :])
+            elif await self._own_keys(name, 1):
+                names.append(name)
+        return names
+
+    async def _drop_collection(self, collection: str) -> bool:
+        if self.scope == "collection":
+            return await self.inner.destroy_collection(self._c(collection))
+        keys = await self._own_keys(collection, None)
+        if not keys:
+            return False
+        await self.inner.delete_many(self._ks(keys), collection=collection)
+        return True
+
+    async def _cull(self) -> None:
+        await self.inner.cull()
+
+    async def _close(self) -> None:
+        if self.owns_inner:
+            await self.inner.close()

@@ -1,0 +1,159 @@
+"""``fastmcp-sessions doctor``: selection and reason, reachability, files and modes, keys, warnings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import available, free_port
+
+from cli.helpers import CliRunner, assert_one_line_error
+from fastmcp_sessions import Keyring, open_store
+from fastmcp_sessions.cli.doctor import Report, _check_transport
+
+
+def make_store(url: str | None = None) -> None:
+    async def go() -> None:
+        store = open_store(url)
+        await store.put("k", {"v": 1}, collection="c")
+        await store.close()
+
+    asyncio.run(go())
+
+
+def findings(result: Any, level: str) -> list[str]:
+    return [f["message"] for f in result.json()["findings"] if f["level"] == level]
+
+
+def test_default_store_not_created_yet_is_left_alone(cli: CliRunner) -> None:
+    result = cli("doctor", "--json")
+    assert result.code == 0, result.all
+    report = result.json()
+    assert report["backend"] == "DiskStore"
+    assert "FASTMCP_SESSIONS_URL unset" in report["chosen_by"]
+    assert report["reachable"] is None
+    files = {f["role"]: f for f in report["files"]}
+    assert not files["database"]["exists"] and not files["key file"]["exists"]
+    assert not Path(files["database"]["path"]).exists(), "doctor never creates the database"
+    assert not Path(files["key file"]["path"]).exists(), "doctor never creates a key file"
+
+
+def test_existing_default_store_reports_modes_latency_and_key_source(cli: CliRunner) -> None:
+    make_store()
+    result = cli("doctor", "--json")
+    assert result.code == 0, result.all
+    report = result.json()
+    assert report["reachable"] is True and report["latency_ms"] >= 0
+    assert report["key_source"].startswith("key file ")
+    assert report["key_fingerprints"][0].startswith("sha256:")
+    modes = {f["role"]: f["mode"] for f in report["files"]}
+    assert modes["database"] == "0600" and modes["data directory"] == "0700" and modes["key file"] == "0600"
+    assert findings(result, "warning") == [] and findings(result, "error") == []
+    text = cli("doctor")
+    assert "reachable    yes" in text.out and "0600" in text.out
+
+
+def test_world_readable_files_are_warnings_and_strict_fails(cli: CliRunner) -> None:
+    make_store()
+    report = cli("doctor", "--json").json()
+    files = {f["role"]: Path(f["path"]) for f in report["files"]}
+    os.chmod(files["database"], 0o644)
+    os.chmod(files["key file"], 0o604)
+    result = cli("doctor", "--json")
+    assert result.code == 0
+    warnings = findings(result, "warning")
+    assert any("database" in w and "chmod 600" in w for w in warnings)
+    assert any("key file" in w and "chmod 600" in w for w in warnings)
+    strict = cli("doctor", "--strict")
+    assert_one_line_error(strict, 1)
+
+
+def test_plaintext_disk_store_is_a_warning(cli: CliRunner, tmp_path: Path) -> None:
+    url = f"disk://{tmp_path / 'plain.sqlite3'}?encryption=false"
+    make_store(url)
+    result = cli("--url", url, "doctor", "--json")
+    assert result.code == 0
+    assert result.json()["chosen_by"] == "--url"
+    assert any("plaintext on disk" in w for w in findings(result, "warning"))
+
+
+def test_env_selects_the_store_and_says_so(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"disk://{tmp_path / 'env.sqlite3'}"
+    monkeypatch.setenv("FASTMCP_SESSIONS_URL", url)
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", Keyring.generate_key())
+    make_store(url)
+    result = cli("doctor", "--json")
+    report = result.json()
+    assert report["chosen_by"] == "env FASTMCP_SESSIONS_URL" and report["store"] == url
+    assert report["key_source"] == "env FASTMCP_SESSIONS_KEYS"
+
+
+def test_wrong_key_is_an_error(cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"disk://{tmp_path / 's.sqlite3'}"
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", Keyring.generate_key())
+    make_store(url)
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", Keyring.generate_key())
+    result = cli("doctor", "--url", url)
+    assert_one_line_error(result, 1)
+    assert "cannot decrypt" in result.out
+
+
+def test_missing_key_file_for_existing_data_is_an_error(cli: CliRunner) -> None:
+    make_store()
+    report = cli("doctor", "--json").json()
+    key_file = next(Path(f["path"]) for f in report["files"] if f["role"] == "key file")
+    key_file.unlink()
+    result = cli("doctor")
+    assert_one_line_error(result, 1)
+    assert "key file" in result.out and "missing" in result.out
+    assert not key_file.exists(), "doctor must not create a new key over existing data"
+
+
+def test_unreachable_redis_is_an_error(cli: CliRunner) -> None:
+    result = cli("doctor", "--url", f"redis://:s3cret-pass@127.0.0.1:{free_port()}/0")
+    assert_one_line_error(result, 1)
+    assert "unreachable" in result.out
+    assert "s3cret-pass" not in result.all
+
+
+@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
+def test_reachable_redis_on_loopback(cli: CliRunner, redis_server: Any) -> None:
+    result = cli("doctor", "--url", redis_server.url, "--json")
+    assert result.code == 0, result.all
+    report = result.json()
+    assert report["reachable"] is True and report["backend"] == "RedisStore"
+    assert findings(result, "warning") == []
+
+
+@pytest.mark.parametrize(
+    ("url", "expect"),
+    [
+        ("redis://10.0.0.5:6379/0", {"TLS", "authentication"}),
+        ("redis://:pw@10.0.0.5:6379/0", {"TLS"}),
+        ("rediss://10.0.0.5:6379/0", {"authentication"}),
+        ("rediss://user:pw@redis.internal:6379/0", set()),
+        ("redis://127.0.0.1:6379/0", set()),
+        ("redis://localhost:6379/0", set()),
+        ("redis://[::1]:6379/0", set()),
+        ("redis+cluster://10.0.0.1:7000,10.0.0.2:7000", {"TLS", "authentication"}),
+        ("unix:///run/redis.sock", set()),
+        ("mongodb://db.internal:27017", {"TLS", "credentials"}),
+        ("mongodb+srv://u:p@cluster.example.net", set()),
+    ],
+)
+def test_transport_warnings(url: str, expect: set[str]) -> None:
+    report = Report(url=url, chosen_by="--url")
+    scheme = url.split("://", 1)[0]
+    _check_transport(report, url, scheme, {})
+    got = {
+        word
+        for _, message in report.findings
+        for word in ("TLS", "authentication", "credentials")
+        if word in message
+    }
+    assert got == expect, report.findings

@@ -1,0 +1,139 @@
+"""``fastmcp-sessions rotate-key``: re-encrypts under the newest key, survives Ctrl-C, reruns safely."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import available
+
+from cli.helpers import CliRunner, assert_one_line_error
+from fastmcp_sessions import Keyring, open_store
+from fastmcp_sessions.cli._common import Progress
+
+OLD, NEW = Keyring.generate_key(), Keyring.generate_key()
+
+
+def fill(url: str, n: int) -> None:
+    async def go() -> None:
+        store = open_store(url)
+        for i in range(n):
+            await store.put(f"k{i}", {"i": i}, collection=f"c{i % 4}", ttl=None if i % 2 else 900)
+        await store.close()
+
+    asyncio.run(go())
+
+
+def read_all(url: str) -> dict[tuple[str, str], Any]:
+    async def go() -> dict[tuple[str, str], Any]:
+        store = open_store(url)
+        out = {}
+        try:
+            for c in await store.collections():
+                for k in await store.keys(c):
+                    out[(c, k)] = await store.get(k, collection=c)
+        finally:
+            await store.close()
+        return out
+
+    return asyncio.run(go())
+
+
+def under_newest(path: Path) -> tuple[int, int]:
+    keyring = Keyring([NEW])
+    with sqlite3.connect(path) as conn:
+        tokens = [bytes(v) for (v,) in conn.execute("SELECT value FROM entries")]
+    return sum(keyring.is_current(t) for t in tokens), len(tokens)
+
+
+def test_rotation_interrupted_and_run_again(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.sqlite3"
+    url = f"disk://{path}"
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", OLD)
+    fill(url, 300)
+    before = read_all(url)
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", f"{NEW},{OLD}")
+
+    real = Progress.advance
+    calls = {"n": 0}
+
+    def interrupt_after_two_batches(self: Progress, *args: Any) -> None:
+        calls["n"] += 1
+        real(self, *args)
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Progress, "advance", interrupt_after_two_batches)
+    stopped = cli("rotate-key", "--url", url, "--batch-size", "50")
+    assert_one_line_error(stopped, 130)
+    assert "run rotate-key again" in stopped.err
+    done, total = under_newest(path)
+    assert done == 100 and total == 300, "finished batches stay rotated, nothing half-written"
+    assert read_all(url) == before
+
+    monkeypatch.setattr(Progress, "advance", real)
+    again = cli("rotate-key", "--url", url, "--batch-size", "50", "--json")
+    assert again.code == 0, again.all
+    assert again.json()["rewritten"] == 200 and again.json()["entries"] == 300
+    assert again.json()["newest_key"] == Keyring([NEW]).fingerprints[0]
+    assert under_newest(path) == (300, 300)
+    assert "rotate-key:" in again.err
+
+    third = cli("rotate-key", "--url", url, "--json")
+    assert third.json()["rewritten"] == 0
+
+    # The old key can go now: every entry, and the key check, are under the new one.
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", NEW)
+    assert read_all(url) == before
+    assert cli("doctor", "--url", url).code == 0
+    for secret in (OLD, NEW):
+        assert secret not in stopped.all + again.all + third.all
+
+
+def test_rotation_keeps_ttls(cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"disk://{tmp_path / 's.sqlite3'}"
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", OLD)
+    fill(url, 10)
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", f"{NEW},{OLD}")
+    assert cli("rotate-key", "--url", url).code == 0
+
+    async def ttl() -> Any:
+        store = open_store(url)
+        try:
+            return await store.ttl("k1", collection="c1"), await store.ttl("k0", collection="c0")
+        finally:
+            await store.close()
+
+    (v1, t1), (v0, t0) = asyncio.run(ttl())
+    assert v0 == {"i": 0} and t0 is not None and 850 < t0 <= 900
+    assert v1 == {"i": 1} and t1 is None
+
+
+@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
+def test_rotation_of_an_encrypted_server_store(
+    cli: CliRunner, redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import secrets
+
+    url = f"{redis_server.url}?namespace=rot{secrets.token_hex(4)}&encryption=true"
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", OLD)
+    fill(url, 40)
+    before = read_all(url)
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", f"{NEW},{OLD}")
+    result = cli("rotate-key", "--url", url, "--batch-size", "7", "--json")
+    assert result.code == 0, result.all
+    assert result.json()["rewritten"] == 40
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", NEW)
+    assert read_all(url) == before
+
+
+@pytest.mark.parametrize("url", ["memory://", "disk:///{tmp}/plain.sqlite3?encryption=false"])
+def test_unencrypted_store_has_nothing_to_rotate(cli: CliRunner, tmp_path: Path, url: str) -> None:
+    result = cli("rotate-key", "--url", url.replace("/{tmp}", str(tmp_path)))
+    assert_one_line_error(result, 1)
+    assert "nothing to rotate" in result.err

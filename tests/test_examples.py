@@ -1,0 +1,279 @@
+"""Every example runs as written: the local notes server (through examples/demo.py), the cloud
+server on a real Redis (two replicas, as separate processes), and the client app against them."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from servers import available, free_port
+
+from fastmcp_sessions import Keyring, open_store
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+KEY = Keyring.generate_key()
+
+
+def env(**extra: str) -> dict[str, str]:
+    environment = dict(os.environ, FASTMCP_CHECK_FOR_UPDATES="off", FASTMCP_SESSIONS_KEYS=KEY)
+    environment.update(extra)
+    return environment
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.communicate()[1]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class CloudServer:
+    """examples/cloud_server.py as its own process on a free loopback port."""
+
+    def __init__(self, redis_url: str, server_name: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "cloud_server.py")],
+            env=env(FASTMCP_SESSIONS_URL=redis_url, SERVER_NAME=server_name, PORT=str(self.port)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for_port(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate()
+
+
+@pytest.fixture
+def cloud(redis_server: Any) -> Iterator[tuple[str, str]]:
+    """The Redis URL and a fresh server name (so tests never share data)."""
+    yield redis_server.url, "notes-" + secrets.token_hex(4)
+
+
+def test_local_notes_server_survives_a_restart(tmp_path: Path) -> None:
+    """examples/demo.py runs examples/notes_server.py twice over stdio on the encrypted disk store."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "demo.py")],
+        env=env(
+            FASTMCP_SESSIONS_APP="examples-test",
+            HOME=str(tmp_path),
+            XDG_DATA_HOME=str(tmp_path / "d"),
+            XDG_CONFIG_HOME=str(tmp_path / "c"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: state survived the restart" in result.stdout
+
+
+@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
+def test_cloud_server_replicas_share_state_and_cache(cloud: tuple[str, str]) -> None:
+    from fastmcp import Client
+
+    redis_url, name = cloud
+
+    async def first(url: str) -> str:
+        async with Client(url) as client:
+            session_id = (await client.call_tool("create_session", {})).data
+            await client.call_tool("remember", {"session_id": session_id, "note": "from replica 1"})
+            assert (await client.call_tool("word_count", {"text": "a b c"})).data == 3
+            assert (await client.call_tool("word_count", {"text": "a b c"})).data == 3
+            return str(session_id)
+
+    async def second(url: str, session_id: str) -> list[str]:
+        async with Client(url) as client:
+            await client.call_tool("remember", {"session_id": session_id, "note": "from replica 2"})
+            return list((await client.call_tool("recall", {"session_id": session_id})).data)
+
+    one = CloudServer(redis_url, name)
+    try:
+        session_id = asyncio.run(first(one.url))
+    finally:
+        one.stop()
+    two = CloudServer(redis_url, name)  # another replica: a new process, same Redis
+    try:
+        notes = asyncio.run(second(two.url, session_id))
+    finally:
+        two.stop()
+    assert notes == ["from replica 1", "from replica 2"]
+
+    async def collections() -> list[str]:
+        store = open_store(redis_url)
+        try:
+            return await store.collections()
+        finally:
+            await store.close()
+
+    names = asyncio.run(collections())
+    prefix = f"fastmcp/{name}/"
+    assert f"{prefix}state/fastmcp_state" in names, names
+    assert any(c.startswith(f"{prefix}cache/") for c in names), names
+
+
+@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
+def test_cloud_server_oauth_proxy_storage_is_shared_and_encrypted(
+    cloud: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp.shared.auth import OAuthClientInformationFull
+
+    redis_url, name = cloud
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", KEY)
+    monkeypatch.setenv("FASTMCP_SESSIONS_OAUTH_KEYS", Keyring.generate_key())
+    monkeypatch.setenv("GITHUB_CLIENT_ID", "gh-client-id")
+    monkeypatch.setenv("GITHUB_CLIENT_SECRET", "gh-client-secret")
+    monkeypatch.setenv("BASE_URL", "http://127.0.0.1:8000")
+    monkeypatch.setenv("JWT_SIGNING_KEY", "x" * 32)
+    example = load("cloud_server")
+    secret = "registered-client-secret-" + secrets.token_hex(4)
+
+    async def go() -> Any:
+        mcp, storage = example.build(redis_url, server_name=name)
+        await mcp.auth.register_client(
+            OAuthClientInformationFull(
+                client_id="c1", client_secret=secret, redirect_uris=["http://127.0.0.1:9/cb"]
+            )
+        )
+        # Resumable streams (clients on SSE streams): events go to the same Redis.
+        await storage.event_store.store_event("stream-1", None)
+        assert f"fastmcp/{name}/events/fastmcp_streams" in await storage.store.collections()
+        await storage.close()
+        replica, replica_storage = example.build(redis_url, server_name=name)
+        try:
+            return await replica.auth.get_client("c1")
+        finally:
+            await replica_storage.close()
+
+    client = asyncio.run(go())
+    assert client is not None and client.client_id == "c1"
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        blob = b"".join(raw.get(k) or b"" for k in raw.scan_iter(match=f"*fastmcp/{name}/oauth*"))
+    finally:
+        raw.close()
+    assert blob, "the OAuth proxy's data is in Redis"
+    assert secret.encode() not in blob, "and encrypted"
+
+
+@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
+def test_client_app_keeps_a_session_per_user_and_server(cloud: tuple[str, str], tmp_path: Path) -> None:
+    redis_url, name = cloud
+    store_url = f"disk://{tmp_path / 'client.sqlite3'}"
+    servers = [CloudServer(redis_url, name + "-a"), CloudServer(redis_url, name + "-b")]
+    try:
+        urls = [s.url for s in servers]
+
+        def run_app(user: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, str(EXAMPLES / "client_app.py"), "--user", user, *urls],
+                env=env(FASTMCP_SESSIONS_URL=store_url),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        first = run_app("alice")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert first.stdout.count("new session") == 2
+        again = run_app("alice")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.count("reused session") == 2, "a new process reuses the user's sessions"
+        assert run_app("bob").stdout.count("new session") == 2, "sessions are per user"
+    finally:
+        for server in servers:
+            server.stop()
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "fastmcp_sessions.cli", "sessions", "list", "--identity", "alice", "--json"],
+        env=env(FASTMCP_SESSIONS_URL=store_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    import json
+
+    sessions = json.loads(cli.stdout)["sessions"]
+    assert len(sessions) == 2
+    assert all("remember" in s["metadata"]["tools"] for s in sessions)
+
+
+def test_client_app_tokens_live_in_the_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What an OAuth callback does: tokens go into the user's session; the CLI shows them, never the token."""
+    from mcp.shared.auth import OAuthToken
+
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", KEY)
+    example = load("client_app")
+    store_url = f"disk://{tmp_path / 'client.sqlite3'}"
+    access = "access-" + secrets.token_hex(8)
+
+    async def go() -> None:
+        store = open_store(store_url)
+        app = example.ClientApp(store)
+        session, created = await app.connect("carol", "https://mcp.example.com/mcp", oauth=True)
+        assert created and session.auth_status == "pending"
+        assert app.auth("carol", session, oauth=True) is not None
+        await app.sessions.token_storage("carol", session.session_id).set_tokens(
+            OAuthToken(access_token=access, refresh_token="r-" + access, expires_in=600)
+        )
+        again, created = await app.connect("carol", "https://MCP.example.com:443/mcp/")
+        assert not created and again.session_id == session.session_id and again.auth_status == "authorized"
+        await store.close()
+
+    asyncio.run(go())
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastmcp_sessions.cli",
+            "--url",
+            store_url,
+            "tokens",
+            "list",
+            "--identity",
+            "carol",
+        ],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "session" in cli.stdout and access not in cli.stdout + cli.stderr
