@@ -245,3 +245,19 @@ async def test_a_dropped_store_stops_its_thread(tmp_path: Path) -> None:
     gc.collect()
     worker.join(timeout=5)
     assert not worker.alive
+
+
+async def test_many_processes_opening_a_new_file_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.sqlite3"
+    script = (
+        "import asyncio, sys\n"
+        "from fastmcp_sessions import DiskStore\n"
+        "async def main():\n"
+        "    async with DiskStore(sys.argv[1], keys=[sys.argv[2]]) as s:\n"
+        "        await s.update('n', lambda v: {'n': (v or {'n': 0})['n'] + 1})\n"
+        "asyncio.run(main())\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), KEY]) for _ in range(8)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 8
+    async with DiskStore(path, keys=[KEY]) as store:
+        assert await store.get("n") == {"n": 8}

@@ -148,9 +148,8 @@ UNBSONABLE = [
     {"big": 2**63},
     {"small": -(2**63) - 1},
     {"deep": [1, {"inner": [{"$ref": "x", "y.z": 2}]}]},
-    {"lone surrogate": "\ud800"},
-    {"key \udfff": True},
 ]
+# Lone surrogates are refused for every backend before they reach one (the conformance suite).
 
 
 @pytest.mark.parametrize("value", UNBSONABLE, ids=range(len(UNBSONABLE)))

@@ -19,6 +19,7 @@ periodic purge (and ``cull()``), which also returns their pages to the file syst
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import sqlite3
 import time
@@ -177,22 +178,39 @@ class DiskStore(Store):
         if self.encryption:
             self.keyring = load_keyring(self._keys, app_name=self.app_name, key_file=self._key_file)
             self._codec = FernetCodec(self.keyring)
-        try:
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
             conn = sqlite3.connect(
                 path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=True
             )
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                # auto_vacuum only takes effect on a database without tables, so set it first.
-                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            self._init_schema(conn)
-        except sqlite3.DatabaseError as exc:
-            raise StoreSetupError(
-                f"cannot open {path} as a fastmcp-sessions database ({exc}); is it another program's file?"
-            ) from exc
-        return conn
+            try:
+                self._prepare(conn)
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                # Switching a new file to WAL needs an exclusive lock, and SQLite does not always
+                # wait for it (deadlock avoidance): processes opening one new file at once retry.
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(random.uniform(0.005, 0.05))
+                    continue
+                raise StoreSetupError(
+                    f"cannot open {path}: {exc}; is another process holding it locked?"
+                ) from exc
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise StoreSetupError(
+                    f"cannot open {path} as a fastmcp-sessions database ({exc}); "
+                    "is it another program's file?"
+                ) from exc
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            # auto_vacuum only takes effect on a database without tables, so set it first.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        self._init_schema(conn)
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
         with _transaction(conn):
@@ -531,6 +549,11 @@ class _transaction:
             self.conn.execute("COMMIT")
         elif self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _parse_version(version: str) -> int | None:

@@ -419,15 +419,8 @@ class DynamoDBStore(Store):
 
     def _item(self, collection: str, key: str, value: Value, ttl: float | None, now: float) -> _Item:
         text = dumps_validated(value)
-        if text.isascii():
-            size = len(text)
-        else:
-            try:
-                size = len(text.encode("utf-8"))
-            except UnicodeEncodeError:
-                # Lone surrogates: escape them, so the text is valid UTF-8 and reads back the same.
-                text = json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-                size = len(text)
+        # Validated values hold only valid Unicode, so the encoding cannot fail.
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
         version = secrets.token_urlsafe(12)
         item: _Item = {
             "pk": {"S": collection},

@@ -118,9 +118,15 @@ def _new_version() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _live(now: float) -> dict[str, Any]:
-    # nx-27017 lacks $not, so "no expiry or not yet expired" is spelled with $or.
-    return {"$or": [{"x": None}, {"x": {"$gt": now}}]}
+def _live(now: float, **match: Any) -> dict[str, Any]:
+    """A filter for live documents that also match ``match``.
+
+    "No expiry or not yet expired" is spelled with ``$or`` (nx-27017 lacks ``$not``) and
+    joined by an explicit ``$and``: nx-27017's updates and deletes treat a top-level
+    ``$or`` beside other fields as an alternative to them, matching stale versions.
+    """
+    live = {"$or": [{"x": None}, {"x": {"$gt": now}}]}
+    return {"$and": [match, live]} if match else live
 
 
 def _expired(doc: dict[str, Any], now: float) -> bool:
@@ -490,7 +496,7 @@ class MongoDBStore(Store):
         coll = await self._entries()
         ids = [entry_id(collection, k) for k in dict.fromkeys(keys)]
         # Expired documents are left to the TTL monitor; only live ones count.
-        result = await coll.delete_many({"_id": {"$in": ids}, **_live(time.time())})
+        result = await coll.delete_many(_live(time.time(), _id={"$in": ids}))
         return result.deleted_count
 
     async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
@@ -519,19 +525,19 @@ class MongoDBStore(Store):
         coll = await self._entries()
         now = time.time()
         update = self._update(self._fields(collection, key, value, ttl, now))
-        result = await coll.update_one({"_id": entry_id(collection, key), "v": version, **_live(now)}, update)
+        result = await coll.update_one(_live(now, _id=entry_id(collection, key), v=version), update)
         return result.matched_count == 1
 
     async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
         coll = await self._entries()
-        result = await coll.delete_one({"_id": entry_id(collection, key), "v": version, **_live(time.time())})
+        result = await coll.delete_one(_live(time.time(), _id=entry_id(collection, key), v=version))
         return result.deleted_count == 1
 
     async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
         if limit == 0:
             return []
         coll = await self._entries()
-        cursor = coll.find({"c": collection, **_live(time.time())}, projection={"_id": 0, "k": 1})
+        cursor = coll.find(_live(time.time(), c=collection), projection={"_id": 0, "k": 1})
         cursor = cursor.sort([("c", ASCENDING), ("k", ASCENDING)])
         if limit is not None:
             cursor = cursor.limit(limit)
@@ -544,7 +550,7 @@ class MongoDBStore(Store):
 
     async def _drop_collection(self, collection: str) -> bool:
         coll = await self._entries()
-        live = await coll.delete_many({"c": collection, **_live(time.time())})
+        live = await coll.delete_many(_live(time.time(), c=collection))
         await coll.delete_many({"c": collection})  # and the expired leftovers
         return live.deleted_count > 0
 

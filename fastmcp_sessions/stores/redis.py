@@ -37,7 +37,6 @@ from fastmcp_sessions._values import check_collection, check_key, check_ttl, cop
 from fastmcp_sessions.errors import (
     DeserializationError,
     KeyValueOperationError,
-    SerializationError,
     StoreClosedError,
     StoreConnectionError,
 )
@@ -209,14 +208,8 @@ _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 
 def _payload(value: Value) -> bytes:
     """The stored form of a validated value, under a fresh version."""
-    try:
-        return (_MAGIC + os.urandom(_VERSION_BYTES).hex() + dumps_validated(value)).encode()
-    except UnicodeEncodeError as exc:
-        bad = exc.object[exc.start : exc.end]
-        raise SerializationError(
-            f"the value holds a string that is not valid Unicode ({exc.reason}: {bad!r}); strings must be "
-            "encodable as UTF-8, so replace lone surrogates before storing"
-        ) from None
+    # Validated values hold only valid Unicode, so the encoding cannot fail.
+    return (_MAGIC + os.urandom(_VERSION_BYTES).hex() + dumps_validated(value)).encode()
 
 
 def _ms(seconds: float) -> int:

@@ -372,6 +372,20 @@ async def test_versioned_compare_and_set(store: Store) -> None:
     assert third is not None and third.ttl is not None and 25 < third.ttl <= 30
 
 
+async def test_stale_versions_fail_on_expiring_entries(store: Store) -> None:
+    assert await store.put_if_absent("k", {"v": 1}, ttl=60) is True
+    first = await store.get_versioned("k")
+    assert first is not None
+    assert await store.compare_and_set("k", {"v": 2}, version=first.version, ttl=30) is True
+    second = await store.get_versioned("k")
+    assert second is not None
+    assert await store.compare_and_set("k", {"v": 3}, version=first.version, ttl=30) is False
+    assert await store.compare_and_set("k", {"v": 3}, version=first.version) is False
+    assert await store.delete_if_version("k", first.version) is False
+    assert await store.get("k") == {"v": 2}
+    assert await store.delete_if_version("k", second.version) is True
+
+
 async def test_compare_and_set_never_creates_and_ignores_junk_versions(store: Store) -> None:
     assert await store.compare_and_set("missing", {"v": 1}, version="1") is False
     assert await store.get("missing") is None
