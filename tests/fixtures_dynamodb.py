@@ -12,22 +12,15 @@ import pytest
 from servers import DynamoDBServer
 
 
-def _serve(kind: str) -> Iterator[DynamoDBServer]:
-    server = DynamoDBServer(kind=kind)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="session")
 def dynamodb_local_server() -> Iterator[DynamoDBServer]:
     """Amazon DynamoDB Local (Java, in memory)."""
-    yield from _serve("local")
+    with DynamoDBServer(kind="local") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def dynamodb_moto_server() -> Iterator[DynamoDBServer]:
     """moto_server."""
-    yield from _serve("moto")
+    with DynamoDBServer(kind="moto") as server:
+        yield server

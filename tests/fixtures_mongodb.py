@@ -12,22 +12,15 @@ import pytest
 from servers import MongoServer
 
 
-def _serve(kind: str) -> Iterator[MongoServer]:
-    server = MongoServer(kind=kind)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="session")
 def mongo_nx_server() -> Iterator[MongoServer]:
     """nx-27017 (NeoSQLite in memory)."""
-    yield from _serve("nx")
+    with MongoServer(kind="nx") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def mongo_mongoeco_server() -> Iterator[MongoServer]:
     """mongoeco's wire proxy (only where Python >= 3.13 is installed)."""
-    yield from _serve("mongoeco")
+    with MongoServer(kind="mongoeco") as server:
+        yield server

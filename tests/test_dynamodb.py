@@ -184,7 +184,7 @@ async def test_item_layout_and_expiry_rounding(ddb: DynamoDBServer, table: str, 
 
 
 async def test_values_json_escapes_round_trip(ddb: DynamoDBServer, table: str) -> None:
-    values = [{"lone": "\ud800"}, {"key \udfff": 1}, {"$x": {"a.b": 2**80}}, {"": "\x00"}]
+    values = [{"$x": {"a.b": 2**80}}, {"": "\x00"}, {"ключ": "日本"}]
     async with make(ddb, table) as s:
         for i, value in enumerate(values):
             await s.put(f"k{i}", value)

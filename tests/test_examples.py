@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from servers import available, free_port
+from servers import free_port
 
 from fastmcp_sessions import Keyring, open_store
 
@@ -102,7 +102,6 @@ def test_local_notes_server_survives_a_restart(tmp_path: Path) -> None:
     assert "OK: state survived the restart" in result.stdout
 
 
-@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
 def test_cloud_server_replicas_share_state_and_cache(cloud: tuple[str, str]) -> None:
     from fastmcp import Client
 
@@ -146,7 +145,6 @@ def test_cloud_server_replicas_share_state_and_cache(cloud: tuple[str, str]) -> 
     assert any(c.startswith(f"{prefix}cache/") for c in names), names
 
 
-@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
 def test_cloud_server_oauth_proxy_storage_is_shared_and_encrypted(
     cloud: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,7 +190,6 @@ def test_cloud_server_oauth_proxy_storage_is_shared_and_encrypted(
     assert secret.encode() not in blob, "and encrypted"
 
 
-@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
 def test_client_app_keeps_a_session_per_user_and_server(cloud: tuple[str, str], tmp_path: Path) -> None:
     redis_url, name = cloud
     store_url = f"disk://{tmp_path / 'client.sqlite3'}"

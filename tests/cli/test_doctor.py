@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import available, free_port
+from servers import free_port
 
 from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import Keyring, open_store
@@ -121,7 +121,6 @@ def test_unreachable_redis_is_an_error(cli: CliRunner) -> None:
     assert "s3cret-pass" not in result.all
 
 
-@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
 def test_reachable_redis_on_loopback(cli: CliRunner, redis_server: Any) -> None:
     result = cli("doctor", "--url", redis_server.url, "--json")
     assert result.code == 0, result.all

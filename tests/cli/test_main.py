@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from servers import available, free_port
+from servers import free_port
 
 from cli.helpers import CliRunner, assert_one_line_error, run_subprocess
 from fastmcp_sessions import Keyring, open_store
@@ -112,7 +112,6 @@ def test_interrupting_a_subprocess_exits_130(tmp_path: Path) -> None:
 # -- secrets ---------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
 def test_no_secret_is_ever_printed(cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Passwords in URLs, keys in the environment: not in text, not in JSON, not in errors or tracebacks."""
     from servers import RedisServer

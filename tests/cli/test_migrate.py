@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from servers import available
 
 from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import DiskStore, Keyring, Store, open_store
@@ -416,7 +415,6 @@ def test_from_fastmcp_oauth_proxy_default_storage(
     assert "no FastMCP OAuth proxy storage" in wrong.err
 
 
-@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
 def test_from_py_key_value_redis(
     cli: CliRunner, redis_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

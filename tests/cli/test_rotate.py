@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import available
 
 from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import Keyring, open_store
@@ -114,7 +113,6 @@ def test_rotation_keeps_ttls(cli: CliRunner, tmp_path: Path, monkeypatch: pytest
     assert v1 == {"i": 1} and t1 is None
 
 
-@pytest.mark.skipif(not available("redis"), reason="redis-server not installed")
 def test_rotation_of_an_encrypted_server_store(
     cli: CliRunner, redis_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

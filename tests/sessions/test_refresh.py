@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx2
-import pytest
 from backends import Backend
 from fastmcp.client.auth.oauth import TokenStorageAdapter
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
@@ -83,8 +82,6 @@ async def test_processes_refresh_once(shared_backend: Backend) -> None:
 
 
 async def test_fastmcp_oauth_processes_refresh_once(shared_backend: Backend) -> None:
-    if shared_backend.name not in ("disk", "redis"):
-        pytest.skip("FastMCP's OAuth flavour runs on a couple of backends; the SDK one runs on all")
     assert shared_backend.url is not None
     with TokenServer(refresh_token="refresh-0") as server:
         store = shared_backend.open()
