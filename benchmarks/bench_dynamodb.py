@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from aiobotocore.endpoint import AioEndpoint  # noqa: E402
 from servers import DynamoDBServer, available  # noqa: E402
 
-from benchmarks._harness import Group, Op, Report, main  # noqa: E402
-from benchmarks.bench_mongodb import BATCH, VALUE  # noqa: E402
+from benchmarks._batch_ops import BATCH, VALUE, delete_many_op, get_many_op, get_op, put_many_op, put_op  # noqa: E402
+from benchmarks._harness import Group, Report, main  # noqa: E402
 from fastmcp_sessions.stores.dynamodb import DynamoDBStore  # noqa: E402
 
 OURS = "fastmcp-sessions DynamoDBStore"
@@ -78,15 +78,15 @@ async def bench_server(report: Report, kind: str, ops: int, rounds: int) -> list
                 for i in range(200):  # untimed: let the server (a JVM for Local) warm up
                     await store.put(f"w{i}", VALUE, collection="warm-up")
                     await store.get(f"w{i}", collection="warm-up")
-            await group.run("put", _put_op)
-            await group.run("get", _get_op)
-            await group.run(f"put_many({BATCH})", lambda s: _put_many_op(s, keys, values), batch_ops)
-            await group.run(f"get_many({BATCH})", lambda s: _get_many_op(s, keys), batch_ops)
+            await group.run("put", put_op)
+            await group.run("get", lambda s: get_op(s, "bench", 1000))
+            await group.run(f"put_many({BATCH})", lambda s: put_many_op(s, keys, values), batch_ops)
+            await group.run(f"get_many({BATCH})", lambda s: get_many_op(s, keys), batch_ops)
             await group.run(
                 f"delete_many({BATCH})",
-                lambda s: _delete_many_op(s, keys),
+                lambda s: delete_many_op(s, keys),
                 batch_ops,
-                prepare=lambda s: _put_many_op(s, keys, values),
+                prepare=lambda s: put_many_op(s, keys, values),
             )
         finally:
             for store in (ours, peer):
@@ -95,42 +95,6 @@ async def bench_server(report: Report, kind: str, ops: int, rounds: int) -> list
                 except Exception:  # a failed peer must not hide the report
                     traceback.print_exc()
     return group.ratios(OURS, PEER)
-
-
-def _put_op(store: Any) -> Op:
-    async def op(i: int) -> None:
-        await store.put(f"k{i % 1000}", VALUE, collection="bench")
-
-    return op
-
-
-def _get_op(store: Any) -> Op:
-    async def op(i: int) -> None:
-        assert await store.get(f"k{i % 1000}", collection="bench") is not None
-
-    return op
-
-
-def _get_many_op(store: Any, keys: list[str]) -> Op:
-    async def op(i: int) -> None:
-        got = await store.get_many(keys, collection="bench")
-        assert len(got) == BATCH and all(v is not None for v in got)
-
-    return op
-
-
-def _put_many_op(store: Any, keys: list[str], values: list[dict[str, Any]]) -> Op:
-    async def op(i: int) -> None:
-        await store.put_many(keys, values, collection="bench")
-
-    return op
-
-
-def _delete_many_op(store: Any, keys: list[str]) -> Op:
-    async def op(i: int) -> None:
-        assert await store.delete_many(keys, collection="bench") == BATCH
-
-    return op
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -19,7 +19,6 @@ import argparse
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,18 +27,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 from pymongo import monitoring  # noqa: E402
 from servers import MongoServer, available  # noqa: E402
 
-from benchmarks._harness import Group, Op, Report, main  # noqa: E402
+from benchmarks._batch_ops import BATCH, VALUE, delete_many_op, get_many_op, get_op, put_many_op, put_op  # noqa: E402
+from benchmarks._harness import Group, Report, main  # noqa: E402
 from fastmcp_sessions.stores.mongodb import MongoDBStore  # noqa: E402
 
 OURS = "fastmcp-sessions MongoDBStore"
 PEER = "py-key-value-aio MongoDBStore"
-BATCH = 100
-VALUE: dict[str, Any] = {
-    "access_token": "eyJhbGciOiJIUzI1NiJ9." + "x" * 80,
-    "token_type": "Bearer",
-    "expires_in": 3600,
-    "scope": "read write",
-}
 
 
 class _Commands(monitoring.CommandListener):
@@ -75,20 +68,20 @@ async def bench_server(report: Report, kind: str, ops: int, rounds: int) -> list
         try:
             for name, store in ((OURS, ours), (PEER, peer)):
                 group.contender(name, store)
-            await group.run("put", _put_op)
+            await group.run("put", put_op)
             # get reads keys written once; the keys above were overwritten many times, which
             # nx-27017 mishandles for the peer (see "get (overwritten keys)").
             for _, store in group.stores:
                 await store.put_many(keys, values, collection="fresh")
-            await group.run("get", lambda s: _get_op(s, "fresh", BATCH))
-            await group.run("get (overwritten keys)", lambda s: _get_op(s, "bench", 1000))
-            await group.run(f"put_many({BATCH})", lambda s: _put_many_op(s, keys, values), batch_ops)
-            await group.run(f"get_many({BATCH})", lambda s: _get_many_op(s, keys), batch_ops)
+            await group.run("get", lambda s: get_op(s, "fresh", BATCH))
+            await group.run("get (overwritten keys)", lambda s: get_op(s, "bench", 1000))
+            await group.run(f"put_many({BATCH})", lambda s: put_many_op(s, keys, values), batch_ops)
+            await group.run(f"get_many({BATCH})", lambda s: get_many_op(s, keys), batch_ops)
             await group.run(
                 f"delete_many({BATCH})",
-                lambda s: _delete_many_op(s, keys),
+                lambda s: delete_many_op(s, keys),
                 batch_ops,
-                prepare=lambda s: _put_many_op(s, keys, values),
+                prepare=lambda s: put_many_op(s, keys, values),
             )
         finally:
             for store in (ours, peer):
@@ -97,45 +90,6 @@ async def bench_server(report: Report, kind: str, ops: int, rounds: int) -> list
                 except Exception:  # a failed peer must not hide the report
                     traceback.print_exc()
     return group.ratios(OURS, PEER)
-
-
-def _put_op(store: Any) -> Op:
-    async def op(i: int) -> None:
-        await store.put(f"k{i % 1000}", VALUE, collection="bench")
-
-    return op
-
-
-def _get_op(store: Any, collection: str, distinct: int) -> Op:
-    prefix = "k" if collection == "bench" else "b"
-
-    async def op(i: int) -> None:
-        got = await store.get(f"{prefix}{i % distinct}", collection=collection)
-        assert got is not None, "get returned None for a key that was just written"
-
-    return op
-
-
-def _get_many_op(store: Any, keys: list[str]) -> Op:
-    async def op(i: int) -> None:
-        got = await store.get_many(keys, collection="bench")
-        assert len(got) == BATCH and all(v is not None for v in got)
-
-    return op
-
-
-def _put_many_op(store: Any, keys: list[str], values: list[dict[str, Any]]) -> Op:
-    async def op(i: int) -> None:
-        await store.put_many(keys, values, collection="bench")
-
-    return op
-
-
-def _delete_many_op(store: Any, keys: list[str]) -> Op:
-    async def op(i: int) -> None:
-        assert await store.delete_many(keys, collection="bench") == BATCH
-
-    return op
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -83,6 +83,18 @@ def _disk(request: pytest.FixtureRequest, namespace: str) -> Backend:
     )
 
 
+@backend("disk+inline")
+def _disk_inline(request: pytest.FixtureRequest, namespace: str) -> Backend:
+    tmp: Path = request.getfixturevalue("tmp_path")
+    url = f"disk://{tmp / 'inline.sqlite3'}?offload=false"
+    return Backend(
+        "disk+inline",
+        lambda: open_store(url, keys=[TEST_KEY]),
+        url=url,
+        env={"FASTMCP_SESSIONS_KEYS": TEST_KEY},
+    )
+
+
 @backend("disk+plain")
 def _disk_plain(request: pytest.FixtureRequest, namespace: str) -> Backend:
     tmp: Path = request.getfixturevalue("tmp_path")

@@ -1,0 +1,54 @@
+"""Operations the MongoDB and DynamoDB benchmarks time, shared so both measure the same thing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks._harness import Op
+
+BATCH = 100
+VALUE: dict[str, Any] = {
+    "access_token": "eyJhbGciOiJIUzI1NiJ9." + "x" * 80,
+    "token_type": "Bearer",
+    "expires_in": 3600,
+    "scope": "read write",
+}
+
+
+def put_op(store: Any) -> Op:
+    async def op(i: int) -> None:
+        await store.put(f"k{i % 1000}", VALUE, collection="bench")
+
+    return op
+
+
+def get_op(store: Any, collection: str, distinct: int) -> Op:
+    prefix = "k" if collection == "bench" else "b"
+
+    async def op(i: int) -> None:
+        got = await store.get(f"{prefix}{i % distinct}", collection=collection)
+        assert got is not None, "get returned None for a key that was just written"
+
+    return op
+
+
+def get_many_op(store: Any, keys: list[str]) -> Op:
+    async def op(i: int) -> None:
+        got = await store.get_many(keys, collection="bench")
+        assert len(got) == BATCH and all(v is not None for v in got)
+
+    return op
+
+
+def put_many_op(store: Any, keys: list[str], values: list[dict[str, Any]]) -> Op:
+    async def op(i: int) -> None:
+        await store.put_many(keys, values, collection="bench")
+
+    return op
+
+
+def delete_many_op(store: Any, keys: list[str]) -> Op:
+    async def op(i: int) -> None:
+        assert await store.delete_many(keys, collection="bench") == BATCH
+
+    return op
