@@ -31,58 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from counting import CountingStore  # noqa: E402
+
 from benchmarks._harness import Report, main  # noqa: E402
 from fastmcp_sessions import DiskStore, Keyring, MemoryStore, Store  # noqa: E402
 from fastmcp_sessions.sessions import SessionStore  # noqa: E402
-from fastmcp_sessions.stores.base import Value, Versioned  # noqa: E402
 
 URL = "https://mcp.example.com/mcp"
 HEADERS = {"X-Tenant": "acme"}
-
-
-class CountingStore(Store):
-    """Counts the calls that reach ``inner``: one per round trip on a networked backend."""
-
-    def __init__(self, inner: Store) -> None:
-        super().__init__(default_collection=inner.default_collection)
-        self.inner = inner
-        self.calls = 0
-
-    async def _read(self, collection: str, key: str) -> Versioned | None:
-        self.calls += 1
-        return await self.inner.get_versioned(key, collection=collection)
-
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
-        self.calls += 1
-        await self.inner.put(key, value, collection=collection, ttl=ttl)
-
-    async def _remove(self, collection: str, key: str) -> bool:
-        self.calls += 1
-        return await self.inner.delete(key, collection=collection)
-
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
-        self.calls += 1
-        return await self.inner.put_if_absent(key, value, collection=collection, ttl=ttl)
-
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
-        self.calls += 1
-        return await self.inner.compare_and_set(key, value, version=version, collection=collection, ttl=ttl)
-
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
-        self.calls += 1
-        return await self.inner.delete_if_version(key, version, collection=collection)
-
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
-        self.calls += 1
-        return await self.inner.keys(collection, limit=limit)
-
-    async def _list_collections(self, limit: int | None) -> list[str]:
-        self.calls += 1
-        return await self.inner.collections(limit=limit)
-
-    async def _drop_collection(self, collection: str) -> bool:
-        self.calls += 1
-        return await self.inner.destroy_collection(collection)
 
 
 async def bench_store(report: Report, name: str, store: Store, ops: int, rounds: int) -> None:

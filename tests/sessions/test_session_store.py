@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from backends import Backend
+from counting import CountingStore
 
 from fastmcp_sessions import Store
 from fastmcp_sessions.sessions import (
@@ -20,7 +21,6 @@ from fastmcp_sessions.sessions import (
     SessionStore,
     SessionValidationError,
 )
-from fastmcp_sessions.stores.base import Value, Versioned
 
 from ._procs import run_together
 
@@ -271,58 +271,6 @@ async def test_session_cap_is_exact_across_processes(shared_backend: Backend) ->
 
 
 # -- round trips --------------------------------------------------------------------------
-
-
-class CountingStore(Store):
-    """Counts the calls that reach ``inner`` (each is one round trip on a networked backend)."""
-
-    def __init__(self, inner: Store) -> None:
-        super().__init__(default_collection=inner.default_collection)
-        self.inner = inner
-        self.calls = 0
-
-    async def _read(self, collection: str, key: str) -> Versioned | None:
-        self.calls += 1
-        return await self.inner.get_versioned(key, collection=collection)
-
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
-        self.calls += 1
-        return [
-            None if v is None else Versioned(v, "", t)
-            for v, t in await self.inner.ttl_many(keys, collection=collection)
-        ]
-
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
-        self.calls += 1
-        await self.inner.put(key, value, collection=collection, ttl=ttl)
-
-    async def _remove(self, collection: str, key: str) -> bool:
-        self.calls += 1
-        return await self.inner.delete(key, collection=collection)
-
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
-        self.calls += 1
-        return await self.inner.put_if_absent(key, value, collection=collection, ttl=ttl)
-
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
-        self.calls += 1
-        return await self.inner.compare_and_set(key, value, version=version, collection=collection, ttl=ttl)
-
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
-        self.calls += 1
-        return await self.inner.delete_if_version(key, version, collection=collection)
-
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
-        self.calls += 1
-        return await self.inner.keys(collection, limit=limit)
-
-    async def _list_collections(self, limit: int | None) -> list[str]:
-        self.calls += 1
-        return await self.inner.collections(limit=limit)
-
-    async def _drop_collection(self, collection: str) -> bool:
-        self.calls += 1
-        return await self.inner.destroy_collection(collection)
 
 
 async def test_round_trips_per_operation(store: Store) -> None:
