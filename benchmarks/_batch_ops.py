@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
-from benchmarks._harness import Op
+from benchmarks._harness import Group, Op
 
 BATCH = 100
 VALUE: dict[str, Any] = {
@@ -52,3 +53,24 @@ def delete_many_op(store: Any, keys: list[str]) -> Op:
         assert await store.delete_many(keys, collection="bench") == BATCH
 
     return op
+
+
+async def run_batches(group: Group, keys: list[str], values: list[dict[str, Any]], ops: int) -> None:
+    """put_many, get_many and delete_many of ``keys``; deleted keys are put back untimed."""
+    await group.run(f"put_many({BATCH})", lambda s: put_many_op(s, keys, values), ops)
+    await group.run(f"get_many({BATCH})", lambda s: get_many_op(s, keys), ops)
+    await group.run(
+        f"delete_many({BATCH})",
+        lambda s: delete_many_op(s, keys),
+        ops,
+        prepare=lambda s: put_many_op(s, keys, values),
+    )
+
+
+async def close_all(*stores: Any) -> None:
+    """Close every store; a failing one is reported, never allowed to hide the results."""
+    for store in stores:
+        try:
+            await store.close()
+        except Exception:
+            traceback.print_exc()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from aiobotocore.endpoint import AioEndpoint  # noqa: E402
 from servers import DynamoDBServer, available  # noqa: E402
 
-from benchmarks._batch_ops import BATCH, VALUE, delete_many_op, get_many_op, get_op, put_many_op, put_op  # noqa: E402
+from benchmarks._batch_ops import BATCH, VALUE, close_all, get_op, put_op, run_batches  # noqa: E402
 from benchmarks._harness import Group, Report, main  # noqa: E402
 from fastmcp_sessions.stores.dynamodb import DynamoDBStore  # noqa: E402
 
@@ -80,20 +79,9 @@ async def bench_server(report: Report, kind: str, ops: int, rounds: int) -> list
                     await store.get(f"w{i}", collection="warm-up")
             await group.run("put", put_op)
             await group.run("get", lambda s: get_op(s, "bench", 1000))
-            await group.run(f"put_many({BATCH})", lambda s: put_many_op(s, keys, values), batch_ops)
-            await group.run(f"get_many({BATCH})", lambda s: get_many_op(s, keys), batch_ops)
-            await group.run(
-                f"delete_many({BATCH})",
-                lambda s: delete_many_op(s, keys),
-                batch_ops,
-                prepare=lambda s: put_many_op(s, keys, values),
-            )
+            await run_batches(group, keys, values, batch_ops)
         finally:
-            for store in (ours, peer):
-                try:
-                    await store.close()
-                except Exception:  # a failed peer must not hide the report
-                    traceback.print_exc()
+            await close_all(ours, peer)
     return group.ratios(OURS, PEER)
 
 
