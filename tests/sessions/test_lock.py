@@ -78,11 +78,11 @@ async def test_only_the_owner_releases_and_expired_leases_are_taken_over(store: 
 
 
 async def test_extend_keeps_the_lock(store: Store) -> None:
-    lock = Lock(store, "extend", lease=0.4)
+    lock = Lock(store, "extend", lease=1.0)
     await lock.acquire()
-    await asyncio.sleep(0.2)
-    await lock.extend(1.0)
-    await asyncio.sleep(0.35)  # past the first lease
+    await asyncio.sleep(0.3)
+    await lock.extend(3.0)
+    await asyncio.sleep(0.9)  # past the first lease
     assert await Lock(store, "extend").try_acquire() is False
     assert await lock.release() is True
 

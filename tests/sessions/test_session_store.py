@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -125,18 +126,30 @@ async def test_identity_key_makes_digests_keyed(store: Store) -> None:
 
 
 async def test_expired_sessions_disappear_and_use_slides_expiry(store: Store) -> None:
-    sessions = SessionStore(store, lifetime=0.8, touch_interval=0)
+    lifetime = 1.5
+    sessions = SessionStore(store, lifetime=lifetime, touch_interval=0)
     kept = await sessions.create("alice", server_url=URL)
+    kept_created = time.monotonic()
     dropped = await sessions.create("alice", server_url=URL)
-    await asyncio.sleep(0.45)
-    assert await sessions.get("alice", kept.session_id) is not None  # used: slides to +0.8 s
-    await asyncio.sleep(0.45)  # 0.9 s after creation: past the original expiry
+    dropped_created = time.monotonic()  # dropped expires by this + lifetime
+
+    await sleep_until(kept_created + 0.6)
+    assert await sessions.get("alice", kept.session_id) is not None  # used: slides by a lifetime
+    used = time.monotonic()
+
+    await sleep_until(dropped_created + lifetime + 0.1)  # past dropped's expiry, before kept's
+    assert used + lifetime > time.monotonic() + 0.2, "the backend was too slow for this test's timing"
     assert await sessions.get("alice", dropped.session_id) is None
     assert await sessions.get("alice", kept.session_id, touch=False) is not None
     assert [s.session_id for s in await sessions.list("alice")] == [kept.session_id]
-    await asyncio.sleep(0.9)
+
+    await sleep_until(used + lifetime + 0.1)
     assert await sessions.list("alice") == []
     assert await sessions.get("alice", kept.session_id) is None
+
+
+async def sleep_until(deadline: float) -> None:
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 async def test_get_touches_at_most_once_per_interval(store: Store) -> None:
@@ -151,11 +164,11 @@ async def test_get_touches_at_most_once_per_interval(store: Store) -> None:
 async def test_pending_oauth_session_lives_briefly_until_tokens_arrive(store: Store) -> None:
     from mcp.shared.auth import OAuthToken
 
-    sessions = SessionStore(store, lifetime=3600, pending_lifetime=0.5, touch_interval=0)
+    sessions = SessionStore(store, lifetime=3600, pending_lifetime=1.5, touch_interval=0)
     completed = await sessions.create("alice", server_url=URL, pending_auth=True)
     abandoned = await sessions.create("alice", server_url=URL, pending_auth=True)
     assert completed.auth_status == "pending"
-    assert (completed.expires_at - completed.created_at).total_seconds() == pytest.approx(0.5, abs=0.05)
+    assert (completed.expires_at - completed.created_at).total_seconds() == pytest.approx(1.5, abs=0.05)
     await sessions.token_storage("alice", completed.session_id).set_tokens(
         OAuthToken(access_token="at", refresh_token="rt", expires_in=60)
     )
@@ -164,7 +177,7 @@ async def test_pending_oauth_session_lives_briefly_until_tokens_arrive(store: St
     assert (done.expires_at - done.updated_at).total_seconds() == pytest.approx(3600, abs=1)
     # get does not extend a pending session
     assert await sessions.get("alice", abandoned.session_id) is not None
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(1.7)
     assert await sessions.get("alice", abandoned.session_id) is None
     assert await sessions.get("alice", completed.session_id) is not None
 
