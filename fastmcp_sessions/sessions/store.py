@@ -75,6 +75,15 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _RECORD_SLACK = 1.0
 
 
+def new_session_id() -> str:
+    """192 random bits from ``secrets``, URL-safe, never starting with ``-`` (so it can
+    follow a command-line option without looking like one)."""
+    while True:
+        session_id = secrets.token_urlsafe(24)
+        if session_id[0] != "-":
+            return session_id
+
+
 class _Unset(enum.Enum):
     TOKEN = 0
 
@@ -244,7 +253,7 @@ class SessionStore:
             "metadata": dict(metadata or {}),
             "oauth": {},
         }
-        session_id = secrets.token_urlsafe(24)
+        session_id = new_session_id()
         limit = self.max_sessions_per_identity
 
         def add(sessions: _Sessions, now: float) -> _Sessions:

@@ -126,7 +126,7 @@ def test_tokens_list_and_revoke_never_print_tokens(cli: CliRunner, url: str) -> 
     debug = cli("tokens", "list", "--identity", USER, "--debug")
     assert_no_secrets(listed, text, debug)
 
-    revoked = cli("tokens", "revoke", "--identity", USER, "--session", ids["a"])
+    revoked = cli("tokens", "revoke", "--identity", USER, f"--session={ids['a']}")
     assert revoked.code == 0 and ids["a"] in revoked.out
     assert [r["source"] for r in cli("tokens", "list", "--identity", USER, "--json").json()["tokens"]] == [
         "fastmcp OAuth"

@@ -305,3 +305,11 @@ async def test_round_trips_per_operation(store: Store) -> None:
     assert await calls(sessions.list("alice")) == 1
     assert await calls(sessions.update("alice", created.session_id, active=False)) <= 2
     assert await calls(sessions.delete("alice", created.session_id)) <= 2
+
+
+def test_session_ids_never_look_like_command_line_options() -> None:
+    from fastmcp_sessions.sessions.store import new_session_id
+
+    ids = [new_session_id() for _ in range(5000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids) and all(len(i) == 32 for i in ids)
