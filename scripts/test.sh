@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# Every test, from a fresh clone: installs the project and the test servers, checks
-# lint and types, then runs the whole suite (the servers are started and stopped
-# by the tests themselves, on 127.0.0.1).
+# Every test, from a fresh clone, in two stages:
+#   1. the locked environment (uv.lock): ruff, mypy, then the whole pytest suite;
+#   2. the lowest versions pyproject.toml allows (requirements/lowest.txt): the store
+#      contract on memory, disk and Redis, and the FastMCP slot tests.
+# The servers are started and stopped by the tests themselves, on 127.0.0.1.
+# Arguments go to the first stage's pytest; FASTMCP_SESSIONS_SKIP_LOWEST=1 skips stage 2.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-scripts/bootstrap.sh dev
+scripts/bootstrap.sh locked
 scripts/install-test-servers.sh
 echo "[test] ruff"
 .venv/bin/ruff check fastmcp_sessions tests benchmarks examples
 echo "[test] mypy"
 .venv/bin/mypy
-echo "[test] pytest"
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+echo "[test] pytest (locked versions)"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+if [ "${FASTMCP_SESSIONS_SKIP_LOWEST:-0}" = 1 ]; then
+    exit 0
+fi
+scripts/bootstrap.sh lowest
+echo "[test] pytest (lowest versions: $(.venv-lowest/bin/python -c '
+import importlib.metadata as m
+print(", ".join(f"{n} {m.version(n)}" for n in ("fastmcp", "mcp", "py-key-value-aio", "redis", "pydantic", "cryptography")))'))"
+FASTMCP_SESSIONS_TEST_BACKENDS=memory,memory+encrypted,disk,disk+inline,disk+plain,redis,redis-cluster \
+    exec .venv-lowest/bin/python -m pytest -q -p no:cacheprovider \
+    tests/conformance tests/test_fastmcp_slots.py tests/test_open_store.py

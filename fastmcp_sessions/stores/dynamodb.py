@@ -238,8 +238,9 @@ class DynamoDBStore(Store):
         return self._client
 
     async def _open_client(self) -> DynamoDBClient:
-        session = self._session if self._session is not None else AioSession(profile=self.profile)
-        factory = getattr(session, "create_client", None) or session.client
+        session: Any = self._session if self._session is not None else AioSession(profile=self.profile)
+        # aiobotocore sessions spell it create_client; aioboto3 sessions spell it client.
+        factory: Callable[..., Any] = getattr(session, "create_client", None) or session.client
         config = AioConfig(
             connect_timeout=self.timeout,
             read_timeout=self.timeout,
