@@ -2,7 +2,8 @@
 # Every test, from a fresh clone, in two stages:
 #   1. the locked environment (uv.lock): ruff, mypy, then the whole pytest suite;
 #   2. the lowest versions pyproject.toml allows (requirements/lowest.txt): the store
-#      contract on memory, disk and Redis, and the FastMCP slot tests.
+#      contract on memory, disk, Redis, Redis Cluster, MongoDB and DynamoDB stand-ins,
+#      and the FastMCP slot tests.
 # The servers are started and stopped by the tests themselves, on 127.0.0.1.
 # Arguments go to the first stage's pytest; FASTMCP_SESSIONS_SKIP_LOWEST=1 skips stage 2.
 set -euo pipefail
@@ -15,14 +16,15 @@ echo "[test] ruff"
 echo "[test] mypy"
 .venv/bin/mypy
 echo "[test] pytest (locked versions)"
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Bounded, so a hang fails the run instead of eating the CI budget.
+timeout --signal=TERM --kill-after=30 3000 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 if [ "${FASTMCP_SESSIONS_SKIP_LOWEST:-0}" = 1 ]; then
     exit 0
 fi
 scripts/bootstrap.sh lowest
 echo "[test] pytest (lowest versions: $(.venv-lowest/bin/python -c '
 import importlib.metadata as m
-print(", ".join(f"{n} {m.version(n)}" for n in ("fastmcp", "mcp", "py-key-value-aio", "redis", "pydantic", "cryptography")))'))"
-FASTMCP_SESSIONS_TEST_BACKENDS=memory,memory+encrypted,disk,disk+inline,disk+plain,redis,redis-cluster \
-    exec .venv-lowest/bin/python -m pytest -q -p no:cacheprovider \
+print(", ".join(f"{n} {m.version(n)}" for n in ("fastmcp", "mcp", "py-key-value-aio", "redis", "pymongo", "aioboto3", "pydantic", "cryptography")))'))"
+FASTMCP_SESSIONS_TEST_BACKENDS=memory,memory+encrypted,disk,disk+inline,disk+plain,redis,redis-cluster,mongodb-nx,dynamodb-moto \
+    exec timeout --signal=TERM --kill-after=30 900 .venv-lowest/bin/python -m pytest -q -p no:cacheprovider \
     tests/conformance tests/test_fastmcp_slots.py tests/test_open_store.py
