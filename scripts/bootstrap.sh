@@ -25,7 +25,7 @@ fi
 PY="$("$PYTHON" -c 'import sys; print(sys.executable)')"
 export UV_PYTHON_DOWNLOADS=never
 case "${1:-locked}" in
-    locked | dev)
+    locked)
         "$UV" sync --locked --all-extras --quiet --python "$PY"  # fails if uv.lock is out of step
         .venv/bin/python -c "import fastmcp_sessions" # fail here, not later
         ;;
