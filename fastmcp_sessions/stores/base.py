@@ -82,8 +82,6 @@ class Store(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        from fastmcp_sessions.stores.registry import register_backend
-
         for scheme in cls.__dict__.get("url_schemes", ()):
             register_backend(scheme, cls)
 
@@ -371,6 +369,20 @@ class Store(ABC):
 
     async def _close(self) -> None:
         """Release resources."""
+
+
+_BACKENDS: dict[str, type[Store]] = {}
+
+
+def register_backend(scheme: str, cls: type[Store]) -> None:
+    """Make ``open_store`` build ``cls`` for URLs with ``scheme`` (subclasses declaring
+    ``url_schemes`` are registered on their own)."""
+    _BACKENDS[scheme.lower()] = cls
+
+
+def registered_backends() -> dict[str, type[Store]]:
+    """A copy of the scheme table: every registered URL scheme and the class serving it."""
+    return dict(_BACKENDS)
 
 
 def _check_limit(limit: int | None) -> int | None:
