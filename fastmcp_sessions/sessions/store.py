@@ -32,9 +32,7 @@ longest-lived session, so an identity with no live session leaves nothing behind
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import random
 import re
 import secrets
 import time
@@ -42,6 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlsplit
 
+from fastmcp_sessions._retry import Retries
 from fastmcp_sessions.errors import ConflictError
 from fastmcp_sessions.sessions._keys import IdentityHasher, check_identity
 from fastmcp_sessions.sessions.errors import SessionLimitError, SessionNotFoundError, SessionValidationError
@@ -186,7 +185,7 @@ class SessionStore:
         (nothing is written) and may run more than once.
         """
         key = self._key(identity)
-        for attempt in range(self.max_attempts):
+        async for _ in Retries(self.max_attempts, first=0.001, cap=0.05):
             current = await self.store.get_versioned(key, collection=self.collection)
             now = time.time()
             live = self._live(None if current is None else current.value, now)
@@ -209,7 +208,6 @@ class SessionStore:
                     )
                 if done:
                     return new
-            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * (2**attempt))))
         raise ConflictError(self.collection, key, self.max_attempts)
 
     async def _read(self, identity: str) -> _Sessions:
