@@ -39,9 +39,9 @@ import enum
 import logging
 import secrets
 import time
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
+from fastmcp_sessions._closing import AsyncContext
 from fastmcp_sessions._retry import Retries
 from fastmcp_sessions.sessions.errors import LockError, LockNotHeldError, LockTimeoutError
 from fastmcp_sessions.stores.base import Store, Versioned
@@ -66,7 +66,7 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class Lock:
+class Lock(AsyncContext):
     """A named lock shared by every process using the same store.
 
     ``async with Lock(store, "reindex", lease=30, timeout=10) as held:`` waits up to
@@ -256,16 +256,11 @@ class Lock:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def __aenter__(self) -> Lock:
+    async def __aenter__(self) -> Self:
         await self.acquire()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self, exc: BaseException | None) -> None:
         if not await self.release() and exc is None:
             logger.warning(
                 "lock %r was no longer held when its block ended (the lease of %gs ran out); use a longer "
