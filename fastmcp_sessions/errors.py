@@ -28,6 +28,7 @@ __all__ = [
     "ConflictError",
     "DecryptionError",
     "DeserializationError",
+    "DriverImportError",
     "EncryptionError",
     "EntryTooLargeError",
     "InvalidKeyError",
@@ -57,6 +58,20 @@ class ConflictError(KeyValueOperationError):
             ),
             extra_info={"collection": collection, "key": key, "attempts": attempts},
         )
+
+
+class DriverImportError(StoreSetupError, ImportError):
+    """A backend's driver cannot be imported: not installed, too old, or broken.
+
+    An ``ImportError`` too, so ``except ImportError`` keeps working. The message says
+    which: the pip extra to install when the package is absent, otherwise the module or
+    name that is missing, the version found and the version needed. ``name`` is the
+    module that could not be imported.
+    """
+
+    def __init__(self, message: str, *, module: str | None = None) -> None:
+        super().__init__(message)
+        self.name = module
 
 
 class EntryTooLargeError(ValueTooLargeError, _KeyValueEntryTooLargeError):

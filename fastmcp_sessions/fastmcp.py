@@ -25,13 +25,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from fastmcp.client.auth.oauth import OAuth
 from fastmcp.server.event_store import EventStore
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
 
+from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions.encryption import Keyring, load_keyring
 from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
@@ -48,7 +48,7 @@ OAUTH_KEYS_ENV = "FASTMCP_SESSIONS_OAUTH_KEYS"
 
 
 @dataclass(eq=False)
-class ServerStorage:
+class ServerStorage(AsyncClosing):
     """The stores of one FastMCP server, all views of one underlying store.
 
     Attributes:
@@ -88,17 +88,6 @@ class ServerStorage:
         """Close the underlying store (when ``server_storage`` opened it)."""
         if self.owns_store:
             await self.store.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 def server_storage(

@@ -34,9 +34,9 @@ from fastmcp_sessions.sessions.models import (
     SessionOAuth,
     Transport,
 )
-from fastmcp_sessions.sessions.oauth import OAuthFlows, SessionTokenStorage, identity_store, pkce_pair
+from fastmcp_sessions.sessions.oauth import OAuthFlows, identity_store, pkce_pair
 from fastmcp_sessions.sessions.registry import ServerRegistry, normalize_url, server_id
-from fastmcp_sessions.sessions.store import UNSET, SessionStore
+from fastmcp_sessions.sessions.store import UNSET, SessionStore, SessionTokenStorage
 
 if TYPE_CHECKING:
     from fastmcp_sessions.sessions._mcp import RedactedClientInformation, RedactedOAuthToken

@@ -6,7 +6,7 @@ from typing import Any
 
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-from fastmcp_sessions.sessions.models import mask_fields
+from fastmcp_sessions.sessions._redact import mask_fields
 
 __all__ = ["RedactedClientInformation", "RedactedOAuthToken"]
 
@@ -19,11 +19,11 @@ class RedactedOAuthToken(OAuthToken):
     """
 
     def __repr_args__(self) -> Any:
-        return list(mask_fields(iter(super().__repr_args__()), frozenset({"access_token", "refresh_token"})))
+        return list(mask_fields(super().__repr_args__(), frozenset({"access_token", "refresh_token"})))
 
 
 class RedactedClientInformation(OAuthClientInformationFull):
     """An MCP SDK ``OAuthClientInformationFull`` whose repr and str hide the client secret."""
 
     def __repr_args__(self) -> Any:
-        return list(mask_fields(iter(super().__repr_args__()), frozenset({"client_secret"})))
+        return list(mask_fields(super().__repr_args__(), frozenset({"client_secret"})))

@@ -37,12 +37,12 @@ import asyncio
 import contextlib
 import enum
 import logging
-import random
 import secrets
 import time
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
+from fastmcp_sessions._closing import AsyncContext
+from fastmcp_sessions._retry import Retries
 from fastmcp_sessions.sessions.errors import LockError, LockNotHeldError, LockTimeoutError
 from fastmcp_sessions.stores.base import Store, Versioned
 
@@ -66,7 +66,7 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class Lock:
+class Lock(AsyncContext):
     """A named lock shared by every process using the same store.
 
     ``async with Lock(store, "reindex", lease=30, timeout=10) as held:`` waits up to
@@ -191,18 +191,10 @@ class Lock:
         if not blocking:
             wait = 0.0
         deadline = None if wait is None else time.monotonic() + wait
-        attempt = 0
-        while True:
+        async for _ in Retries(None, first=0.005, cap=self.poll_interval, jitter=0.5, deadline=deadline):
             if await self.try_acquire():
                 return self.fencing_token
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                raise LockTimeoutError(self.name, wait or 0.0)
-            pause = random.uniform(0.5, 1.0) * min(self.poll_interval, 0.005 * (2**attempt))
-            if deadline is not None:
-                pause = min(pause, max(deadline - now, 0.0))
-            attempt += 1
-            await asyncio.sleep(pause)
+        raise LockTimeoutError(self.name, wait or 0.0)
 
     async def release(self) -> bool:
         """Release the lock; return whether this owner still held it (a lost lease releases nothing)."""
@@ -264,16 +256,11 @@ class Lock:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def __aenter__(self) -> Lock:
+    async def __aenter__(self) -> Self:
         await self.acquire()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self, exc: BaseException | None) -> None:
         if not await self.release() and exc is None:
             logger.warning(
                 "lock %r was no longer held when its block ended (the lease of %gs ran out); use a longer "

@@ -8,11 +8,12 @@ log line or error message built from these models shows them. Use
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from fastmcp_sessions.sessions._redact import MASK
 
 if TYPE_CHECKING:
     # The MCP SDK is imported only when its models are needed: ``import mcp`` takes about a second.
@@ -34,15 +35,6 @@ Transport = Literal["streamable_http", "sse"]
 AuthStatus = Literal["none", "pending", "authorized"]
 """``pending``: an OAuth flow is under way (the session lives 10 minutes unless it completes);
 ``authorized``: tokens were stored; ``none``: the server needs no OAuth (or none was started)."""
-
-MASK = "**********"
-
-
-def mask_fields(
-    args: Iterator[tuple[str | None, Any]], secret: frozenset[str]
-) -> Iterator[tuple[str | None, Any]]:
-    for name, value in args:
-        yield name, (MASK if name in secret and value is not None else value)
 
 
 def to_datetime(timestamp: float) -> datetime:

@@ -1,8 +1,5 @@
-"""OAuth for MCP client apps: token storage, per-identity isolation, PKCE flows, single-flight refresh.
+"""OAuth for MCP client apps: per-identity isolation and PKCE flows.
 
-* ``SessionTokenStorage`` — the MCP SDK's ``TokenStorage`` protocol over one
-  session of a ``SessionStore`` (``sessions.token_storage(identity, session_id)``);
-  plug it into ``OAuthClientProvider(storage=...)``.
 * ``identity_store(store, identity)`` — a view of any store whose keys are private to
   one identity, for FastMCP's client ``OAuth(token_storage=...)``. FastMCP keys tokens
   by server URL only, so two users of one app would otherwise share tokens.
@@ -10,7 +7,9 @@
   verifier for 10 minutes, ``consume`` hands them back exactly once, even when two
   processes try at the same moment (``get_versioned`` + ``delete_if_version``).
 
-Single-flight refresh across processes is ``fastmcp_sessions.sessions.refresh``.
+The MCP SDK's ``TokenStorage`` over one session is ``SessionTokenStorage`` in
+``fastmcp_sessions.sessions.store``; single-flight refresh across processes is
+``fastmcp_sessions.sessions.refresh``.
 """
 
 from __future__ import annotations
@@ -20,88 +19,23 @@ import hashlib
 import secrets
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastmcp_sessions.sessions._keys import IdentityHasher, check_identity, secret_digest
+from fastmcp_sessions.sessions._keys import IdentityHasher, secret_digest
 from fastmcp_sessions.sessions.errors import FlowNotFoundError, SessionValidationError
 from fastmcp_sessions.sessions.models import PendingFlow, to_datetime
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.namespaced import NamespacedStore
 
-if TYPE_CHECKING:
-    from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
-
-    from fastmcp_sessions.sessions.lock import Lock
-    from fastmcp_sessions.sessions.store import SessionStore
-
 __all__ = [
     "DEFAULT_FLOW_COLLECTION",
     "OAuthFlows",
-    "SessionTokenStorage",
     "identity_store",
     "pkce_pair",
 ]
 
 DEFAULT_FLOW_COLLECTION = "fastmcp_sessions_flows"
 FLOW_LIFETIME = 600.0
-
-
-# -- token storage of one session ------------------------------------------------------
-
-
-class SessionTokenStorage:
-    """The MCP SDK ``TokenStorage`` of one session: tokens and client registration live in its record.
-
-    Get one from ``SessionStore.token_storage(identity, session_id)``. Reads cost one
-    store round trip; writes are atomic updates of the session (they also mark it
-    ``authorized`` and slide its expiry). Writing to a session that no longer
-    exists raises ``SessionNotFoundError``.
-    """
-
-    def __init__(self, sessions: SessionStore, identity: str, session_id: str) -> None:
-        self.sessions = sessions
-        self.identity = check_identity(identity)
-        self.session_id = session_id
-
-    def __repr__(self) -> str:
-        return f"SessionTokenStorage(session={self.session_id[:6]}...)"
-
-    async def get_tokens(self) -> OAuthToken | None:
-        """Return the stored tokens (repr-redacted ``OAuthToken``), or ``None``."""
-        oauth = await self.sessions._oauth_of(self.identity, self.session_id)
-        return None if oauth is None or oauth.tokens is None else oauth.tokens.to_oauth_token()
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        """Store ``tokens``; the absolute expiry is computed from ``expires_in`` now."""
-        await self.sessions._set_tokens(self.identity, self.session_id, tokens)
-
-    async def get_token_expiry(self) -> float | None:
-        """Unix time at which the stored access token expires, or ``None`` if unknown or never."""
-        oauth = await self.sessions._oauth_of(self.identity, self.session_id)
-        if oauth is None or oauth.tokens is None or oauth.tokens.expires_at is None:
-            return None
-        return oauth.tokens.expires_at.timestamp()
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        """Return the stored client registration (repr-redacted), or ``None``."""
-        oauth = await self.sessions._oauth_of(self.identity, self.session_id)
-        return None if oauth is None or oauth.client is None else oauth.client.to_client_information()
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        """Store the client registration (dynamic, CIMD or static)."""
-        await self.sessions._set_client(self.identity, self.session_id, client_info)
-
-    async def clear_tokens(self) -> None:
-        """Forget the tokens, keeping the client registration."""
-        await self.sessions._clear_oauth(self.identity, self.session_id, client=False)
-
-    async def clear(self) -> None:
-        """Forget the tokens and the client registration."""
-        await self.sessions._clear_oauth(self.identity, self.session_id, client=True)
-
-    def refresh_lock(self, *, lease: float = 30.0, timeout: float | None = 60.0) -> Lock:
-        """The lock that makes token refresh of this session single-flight across processes."""
-        return self.sessions._refresh_lock(self.identity, self.session_id, lease=lease, timeout=timeout)
 
 
 # -- a per-identity view for FastMCP's OAuth(token_storage=...) ------------------------

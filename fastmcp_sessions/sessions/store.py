@@ -32,9 +32,7 @@ longest-lived session, so an identity with no live session leaves nothing behind
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import random
 import re
 import secrets
 import time
@@ -42,6 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlsplit
 
+from fastmcp_sessions._retry import Retries
 from fastmcp_sessions.errors import ConflictError
 from fastmcp_sessions.sessions._keys import IdentityHasher, check_identity
 from fastmcp_sessions.sessions.errors import SessionLimitError, SessionNotFoundError, SessionValidationError
@@ -54,7 +53,7 @@ from fastmcp_sessions.sessions.models import (
     Transport,
     to_datetime,
 )
-from fastmcp_sessions.sessions.oauth import OAuthFlows, SessionTokenStorage, identity_store
+from fastmcp_sessions.sessions.oauth import OAuthFlows, identity_store
 from fastmcp_sessions.sessions.registry import ServerRegistry, normalize_url, server_id
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.namespaced import NamespacedStore
@@ -62,7 +61,13 @@ from fastmcp_sessions.stores.namespaced import NamespacedStore
 if TYPE_CHECKING:
     from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-__all__ = ["DEFAULT_LIFETIME", "DEFAULT_SESSION_COLLECTION", "PENDING_LIFETIME", "SessionStore"]
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "DEFAULT_SESSION_COLLECTION",
+    "PENDING_LIFETIME",
+    "SessionStore",
+    "SessionTokenStorage",
+]
 
 DEFAULT_SESSION_COLLECTION = "fastmcp_sessions"
 DEFAULT_LIFETIME = 12 * 3600.0
@@ -180,7 +185,7 @@ class SessionStore:
         (nothing is written) and may run more than once.
         """
         key = self._key(identity)
-        for attempt in range(self.max_attempts):
+        async for _ in Retries(self.max_attempts, first=0.001, cap=0.05):
             current = await self.store.get_versioned(key, collection=self.collection)
             now = time.time()
             live = self._live(None if current is None else current.value, now)
@@ -203,7 +208,6 @@ class SessionStore:
                     )
                 if done:
                     return new
-            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * (2**attempt))))
         raise ConflictError(self.collection, key, self.max_attempts)
 
     async def _read(self, identity: str) -> _Sessions:
@@ -467,6 +471,61 @@ class SessionStore:
 
 
 # -- conversion and validation ------------------------------------------------------------
+
+
+class SessionTokenStorage:
+    """The MCP SDK ``TokenStorage`` of one session: tokens and client registration live in its record.
+
+    Get one from ``SessionStore.token_storage(identity, session_id)``. Reads cost one
+    store round trip; writes are atomic updates of the session (they also mark it
+    ``authorized`` and slide its expiry). Writing to a session that no longer
+    exists raises ``SessionNotFoundError``.
+    """
+
+    def __init__(self, sessions: SessionStore, identity: str, session_id: str) -> None:
+        self.sessions = sessions
+        self.identity = check_identity(identity)
+        self.session_id = session_id
+
+    def __repr__(self) -> str:
+        return f"SessionTokenStorage(session={self.session_id[:6]}...)"
+
+    async def get_tokens(self) -> OAuthToken | None:
+        """Return the stored tokens (repr-redacted ``OAuthToken``), or ``None``."""
+        oauth = await self.sessions._oauth_of(self.identity, self.session_id)
+        return None if oauth is None or oauth.tokens is None else oauth.tokens.to_oauth_token()
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        """Store ``tokens``; the absolute expiry is computed from ``expires_in`` now."""
+        await self.sessions._set_tokens(self.identity, self.session_id, tokens)
+
+    async def get_token_expiry(self) -> float | None:
+        """Unix time at which the stored access token expires, or ``None`` if unknown or never."""
+        oauth = await self.sessions._oauth_of(self.identity, self.session_id)
+        if oauth is None or oauth.tokens is None or oauth.tokens.expires_at is None:
+            return None
+        return oauth.tokens.expires_at.timestamp()
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        """Return the stored client registration (repr-redacted), or ``None``."""
+        oauth = await self.sessions._oauth_of(self.identity, self.session_id)
+        return None if oauth is None or oauth.client is None else oauth.client.to_client_information()
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        """Store the client registration (dynamic, CIMD or static)."""
+        await self.sessions._set_client(self.identity, self.session_id, client_info)
+
+    async def clear_tokens(self) -> None:
+        """Forget the tokens, keeping the client registration."""
+        await self.sessions._clear_oauth(self.identity, self.session_id, client=False)
+
+    async def clear(self) -> None:
+        """Forget the tokens and the client registration."""
+        await self.sessions._clear_oauth(self.identity, self.session_id, client=True)
+
+    def refresh_lock(self, *, lease: float = 30.0, timeout: float | None = 60.0) -> Lock:
+        """The lock that makes token refresh of this session single-flight across processes."""
+        return self.sessions._refresh_lock(self.identity, self.session_id, lease=lease, timeout=timeout)
 
 
 def _oauth(data: Any) -> SessionOAuth:

@@ -13,15 +13,14 @@ seconds, and a value is a private, validated copy.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, ClassVar, Self, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
+from fastmcp_sessions._closing import AsyncClosing
+from fastmcp_sessions._retry import Retries
 from fastmcp_sessions._values import (
     DEFAULT_COLLECTION,
     check_collection,
@@ -58,7 +57,7 @@ class Versioned:
     ttl: float | None
 
 
-class Store(ABC):
+class Store(AsyncClosing, ABC):
     """Base class of every fastmcp-sessions store.
 
     Subclasses declare the URL schemes they serve in ``url_schemes`` and build
@@ -82,8 +81,6 @@ class Store(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        from fastmcp_sessions.stores.registry import register_backend
-
         for scheme in cls.__dict__.get("url_schemes", ()):
             register_backend(scheme, cls)
 
@@ -183,17 +180,6 @@ class Store(ABC):
             self._closed = True
             await self._close()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     # -- atomic operations --------------------------------------------------------------
 
     async def put_if_absent(
@@ -262,7 +248,8 @@ class Store(ABC):
         """
         c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
         attempts = self.update_attempts if max_attempts is None else max_attempts
-        for attempt in range(attempts):
+        # Each lost race backs off with jitter so that competing writers spread out.
+        async for _ in Retries(attempts, first=0.001, cap=0.05):
             current: Versioned | None = await self._call(self._read, c, k)
             result = fn(None if current is None else clone(current.value))
             if inspect.isawaitable(result):
@@ -286,8 +273,6 @@ class Store(ABC):
                     )
                     if await self._call(self._swap, c, k, new, current.version, keep):
                         return clone(new)
-            # Lost a race: back off with jitter so competing writers spread out.
-            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * (2**attempt))))
         raise ConflictError(c, k, attempts)
 
     # -- helpers ------------------------------------------------------------------------
@@ -371,6 +356,20 @@ class Store(ABC):
 
     async def _close(self) -> None:
         """Release resources."""
+
+
+_BACKENDS: dict[str, type[Store]] = {}
+
+
+def register_backend(scheme: str, cls: type[Store]) -> None:
+    """Make ``open_store`` build ``cls`` for URLs with ``scheme`` (subclasses declaring
+    ``url_schemes`` are registered on their own)."""
+    _BACKENDS[scheme.lower()] = cls
+
+
+def registered_backends() -> dict[str, type[Store]]:
+    """A copy of the scheme table: every registered URL scheme and the class serving it."""
+    return dict(_BACKENDS)
 
 
 def _check_limit(limit: int | None) -> int | None:

@@ -1,6 +1,6 @@
 """On-disk store: one SQLite file, WAL mode, encrypted by default.
 
-Layout (see docs/backends.md)::
+Layout (see docs/disk.md)::
 
     entries(collection TEXT, key TEXT, value BLOB, expires_at REAL, version INTEGER,
             PRIMARY KEY (collection, key)) WITHOUT ROWID

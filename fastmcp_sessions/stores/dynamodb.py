@@ -41,9 +41,13 @@ from fastmcp_sessions.errors import (
     StoreConnectionError,
     StoreSetupError,
 )
+from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._url import parse_bool, take_query_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 
+_DRIVER = Driver(
+    "DynamoDBStore", "dynamodb", Requirement("aioboto3", "13.3", imports=("aiobotocore", "botocore"))
+)
 try:
     from aiobotocore.config import AioConfig
     from aiobotocore.session import AioSession
@@ -51,7 +55,8 @@ try:
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
     HAVE_AIOBOTOCORE = True
-except ImportError:  # pragma: no cover - exercised by monkeypatching HAVE_AIOBOTOCORE
+except ImportError as exc:  # pragma: no cover - exercised by monkeypatching HAVE_AIOBOTOCORE
+    _DRIVER.failed(exc)
     HAVE_AIOBOTOCORE = False
 
 if TYPE_CHECKING:
@@ -99,7 +104,6 @@ _URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "profile": str,
     "default_collection": str,
 }
-_INSTALL_HINT = "DynamoDBStore needs aioboto3: pip install 'fastmcp-sessions[dynamodb]'"
 
 _Item = dict[str, Any]
 
@@ -160,7 +164,7 @@ class DynamoDBStore(Store):
         default_collection: str | None = None,
     ) -> None:
         if not HAVE_AIOBOTOCORE:
-            raise ImportError(_INSTALL_HINT)
+            raise _DRIVER.error()
         super().__init__(default_collection=default_collection)
         if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
             raise ValueError(

@@ -46,9 +46,11 @@ from fastmcp_sessions.errors import (
     StoreConnectionError,
     StoreSetupError,
 )
+from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._url import parse_bool, redact_url
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 
+_DRIVER = Driver("MongoDBStore", "mongodb", Requirement("pymongo", "4.9", imports=("pymongo", "bson")))
 try:
     import bson
     from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
@@ -67,7 +69,8 @@ try:
     )
 
     HAVE_PYMONGO = True
-except ImportError:  # pragma: no cover - exercised by monkeypatching HAVE_PYMONGO
+except ImportError as exc:  # pragma: no cover - exercised by monkeypatching HAVE_PYMONGO
+    _DRIVER.failed(exc)
     HAVE_PYMONGO = False
 
 if TYPE_CHECKING:
@@ -93,7 +96,6 @@ _URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "create_indexes": parse_bool,
     "default_collection": str,
 }
-_INSTALL_HINT = "MongoDBStore needs pymongo: pip install 'fastmcp-sessions[mongodb]'"
 
 
 if HAVE_PYMONGO:
@@ -228,7 +230,7 @@ class MongoDBStore(Store):
         **client_options: Any,
     ) -> None:
         if not HAVE_PYMONGO:
-            raise ImportError(_INSTALL_HINT)
+            raise _DRIVER.error()
         if url is None and client is None:
             raise ValueError("MongoDBStore needs a mongodb:// URL or client=AsyncMongoClient(...)")
         # This store's options may sit in the URL's query; the keywords win.

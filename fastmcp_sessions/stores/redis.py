@@ -40,9 +40,13 @@ from fastmcp_sessions.errors import (
     StoreClosedError,
     StoreConnectionError,
 )
+from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._url import parse_bool, redact_url, take_query_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 
+_DRIVER = Driver(
+    "RedisStore", "redis", Requirement("redis", "5.3.1", label="redis-py"), note=" (optionally with hiredis)"
+)
 try:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -77,7 +81,8 @@ try:
     )
     _REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException)
     _HAVE_REDIS = True
-except ImportError:  # the module must import without redis-py: the registry loads it lazily
+except ImportError as exc:  # the module must import without redis-py: the registry loads it lazily
+    _DRIVER.failed(exc)
     _DRIVER_ERRORS = ()
     _REDIS_ERRORS = ()
     _HAVE_REDIS = False
@@ -312,9 +317,7 @@ class RedisStore(Store):
         default_collection: str | None = None,
     ) -> None:
         if not _HAVE_REDIS:
-            raise ImportError(
-                "RedisStore needs redis-py: pip install 'fastmcp-sessions[redis]' (optionally with hiredis)"
-            )
+            raise _DRIVER.error()
         super().__init__(default_collection=default_collection)
         if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
             raise ValueError(

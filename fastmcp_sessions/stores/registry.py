@@ -1,6 +1,7 @@
 """Choosing a store by URL: each backend declares its schemes, ``open_store`` looks them up.
 
-Backends register themselves when their module is imported (``Store.url_schemes``).
+Backends register themselves when their module is imported (``Store.url_schemes``, kept
+in the scheme table of ``fastmcp_sessions.stores.base``).
 The built-in modules are imported on first use; third-party backends register by
 subclassing ``Store`` in a module listed under the ``fastmcp_sessions.stores``
 entry-point group.
@@ -12,13 +13,22 @@ import importlib
 import logging
 import os
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastmcp_sessions.stores._url import parse_bool, redact_url, replace_query
+from fastmcp_sessions.stores.base import Store, register_backend, registered_backends
 
-if TYPE_CHECKING:
-    from fastmcp_sessions.stores.base import Store
+__all__ = [
+    "APP_ENV",
+    "URL_ENV",
+    "app_name_from_env",
+    "open_store",
+    "register_backend",
+    "selected_url",
+    "store_class",
+    "supported_schemes",
+]
 
 logger = logging.getLogger("fastmcp_sessions")
 
@@ -27,13 +37,7 @@ APP_ENV = "FASTMCP_SESSIONS_APP"
 DEFAULT_APP_NAME = "fastmcp"
 
 _BUILTIN_MODULES = ("memory", "disk", "redis", "mongodb", "dynamodb")
-_backends: dict[str, type[Store]] = {}
 _loaded = False
-
-
-def register_backend(scheme: str, cls: type[Store]) -> None:
-    """Make ``open_store`` build ``cls`` for URLs with ``scheme``."""
-    _backends[scheme.lower()] = cls
 
 
 def _load_backends() -> None:
@@ -54,13 +58,13 @@ def _load_backends() -> None:
 def supported_schemes() -> list[str]:
     """Every URL scheme ``open_store`` understands."""
     _load_backends()
-    return sorted(_backends)
+    return sorted(registered_backends())
 
 
 def store_class(scheme: str) -> type[Store]:
     """The store class serving ``scheme``; ``ValueError`` listing the supported schemes if none does."""
     _load_backends()
-    cls = _backends.get(scheme.lower())
+    cls = registered_backends().get(scheme.lower())
     if cls is None:
         raise ValueError(
             f"unknown store URL scheme {scheme!r}; supported: "
