@@ -50,7 +50,7 @@ from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._url import parse_bool, redact_url
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 
-_DRIVER = Driver("MongoDBStore", "mongodb", Requirement("pymongo", "4.9", imports=("pymongo", "bson")))
+_DRIVER = Driver("MongoDBStore", "mongodb", Requirement("pymongo", "4.12", imports=("pymongo", "bson")))
 try:
     import bson
     from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
