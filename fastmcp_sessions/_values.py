@@ -16,43 +16,38 @@ from fastmcp_sessions.errors import InvalidKeyError, InvalidTTLError, Serializat
 DEFAULT_COLLECTION = "default_collection"
 """The collection used when none is given (the same name py-key-value-aio uses)."""
 
-MAX_KEY_BYTES = 1024
-"""Longest key, in UTF-8 bytes. Fits every backend (DynamoDB's sort key limit)."""
-
-MAX_COLLECTION_BYTES = 255
-"""Longest collection name, in UTF-8 bytes."""
-
 _SCALARS = (str, int, float, bool, type(None))
 
 
 def check_key(key: object) -> str:
-    """Return ``key`` if it is a valid key, else raise ``InvalidKeyError``."""
-    return _check_name(key, "key", MAX_KEY_BYTES)
+    """Return ``key`` if it is a valid key, else raise ``InvalidKeyError``.
+
+    A valid name is a non-empty ``str`` that UTF-8 can encode (no lone surrogates), of
+    any length: a backend whose key fields are bounded stores long names hashed (see
+    ``fastmcp_sessions.stores._names``).
+    """
+    return _check_name(key, "key")
 
 
 def check_collection(collection: object) -> str:
     """Return ``collection`` if it is a valid collection name, else raise ``InvalidKeyError``."""
-    return _check_name(collection, "collection", MAX_COLLECTION_BYTES)
+    return _check_name(collection, "collection")
 
 
-def _check_name(name: object, what: str, limit: int) -> str:
+def _check_name(name: object, what: str) -> str:
     if type(name) is not str:
         if isinstance(name, str):
-            return _check_name(str(name), what, limit)
+            return _check_name(str(name), what)
         raise InvalidKeyError(f"a {what} must be a str, got {type(name).__name__}")
-    size = len(name)
-    if size == 0:
+    if not name:
         raise InvalidKeyError(f"a {what} must not be empty")
-    if size <= limit and name.isascii():
-        return name
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise InvalidKeyError(
-            f"a {what} must be encodable as UTF-8 (it contains a lone surrogate at index {exc.start})"
-        ) from None
-    if size > limit:
-        raise InvalidKeyError(f"a {what} may be at most {limit} UTF-8 bytes; this one is {size} bytes")
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidKeyError(
+                f"a {what} must be encodable as UTF-8 (it contains a lone surrogate at index {exc.start})"
+            ) from None
     return name
 
 

@@ -33,7 +33,13 @@ from fastmcp_sessions.errors import (
     ValueTooLargeError,
 )
 from fastmcp_sessions.stores import dynamodb
-from fastmcp_sessions.stores.dynamodb import MAX_ITEM_BYTES, DynamoDBStore
+from fastmcp_sessions.stores._names import HASH_MARKER, stored_name
+from fastmcp_sessions.stores.dynamodb import (
+    MAX_ITEM_BYTES,
+    MAX_PARTITION_KEY_BYTES,
+    MAX_SORT_KEY_BYTES,
+    DynamoDBStore,
+)
 
 
 @pytest.fixture(params=["local", "moto"])
@@ -183,6 +189,55 @@ async def test_item_layout_and_expiry_rounding(ddb: DynamoDBServer, table: str, 
         assert "expires_ms" not in item and "ttl" not in item, "overwriting without a TTL removes the expiry"
 
 
+async def test_names_that_fit_are_stored_as_they_are(ddb: DynamoDBServer, table: str, raw: Any) -> None:
+    # The layout of names within the key limits never changes, so older data stays readable.
+    collection, key = "c" * MAX_PARTITION_KEY_BYTES, "é" * (MAX_SORT_KEY_BYTES // 2)
+    async with make(ddb, table) as s:
+        await s.put(key, {"v": 1}, collection=collection)
+        item = raw.get_item(TableName=table, Key={"pk": {"S": collection}, "sk": {"S": key}})["Item"]
+        assert "cn" not in item and "kn" not in item
+        # an item as an earlier version wrote it is found, listed and deleted
+        raw.put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": "old"},
+                "sk": {"S": "k" * 1024},
+                "value": {"S": '{"old":true}'},
+                "version": {"S": "v" * 16},
+            },
+        )
+        assert await s.get("k" * 1024, collection="old") == {"old": True}
+        assert await s.keys("old") == ["k" * 1024]
+        assert "old" in await s.collections()
+        assert await s.delete("k" * 1024, collection="old") is True
+
+
+async def test_long_names_are_hashed_with_the_names_kept(ddb: DynamoDBServer, table: str, raw: Any) -> None:
+    collection, key = "c" * (MAX_PARTITION_KEY_BYTES + 1), "鍵" * 400  # 2,049 and 1,200 bytes
+    async with make(ddb, table) as s:
+        await s.put(key, {"v": 1}, collection=collection, ttl=600)
+        items = raw.scan(TableName=table)["Items"]
+        assert len(items) == 1
+        item = items[0]
+        assert item["pk"]["S"] == stored_name(collection, MAX_PARTITION_KEY_BYTES)
+        assert item["sk"]["S"] == stored_name(key, MAX_SORT_KEY_BYTES)
+        assert item["pk"]["S"].startswith(HASH_MARKER) and item["sk"]["S"].startswith(HASH_MARKER)
+        assert len(item["pk"]["S"].encode()) <= MAX_PARTITION_KEY_BYTES
+        assert len(item["sk"]["S"].encode()) <= MAX_SORT_KEY_BYTES
+        assert (item["cn"]["S"], item["kn"]["S"]) == (collection, key)
+        assert await s.keys(collection) == [key]
+        assert await s.collections() == [collection]
+        # a key that is only long in one part: the other stays as it is
+        await s.put("short", {"v": 2}, collection=collection)
+        await s.put(key, {"v": 3}, collection="short")
+        assert raw.get_item(
+            TableName=table, Key={"pk": {"S": "short"}, "sk": {"S": stored_name(key, MAX_SORT_KEY_BYTES)}}
+        )["Item"]["kn"] == {"S": key}
+        assert sorted(await s.keys(collection)) == sorted([key, "short"])
+        assert await s.destroy_collection(collection) is True
+        assert await s.collections() == ["short"]
+
+
 async def test_values_json_escapes_round_trip(ddb: DynamoDBServer, table: str) -> None:
     values = [{"$x": {"a.b": 2**80}}, {"": "\x00"}, {"ключ": "日本"}]
     async with make(ddb, table) as s:
@@ -284,11 +339,19 @@ async def test_too_large_items_fail_before_any_call(ddb: DynamoDBServer, table: 
         # multi-byte characters count by their UTF-8 size
         with pytest.raises(ValueTooLargeError):
             await s.put("wide", {"v": "é" * (MAX_ITEM_BYTES // 2)})
+        # the names count too: a long key is stored in full beside its hashed sort key
+        near = {"v": "x" * (MAX_ITEM_BYTES - 6000)}
+        with pytest.raises(ValueTooLargeError):
+            await s.put("k" * 5000, near)
+        with pytest.raises(ValueTooLargeError):
+            await s.put("k", near, collection="c" * 5000)
         assert calls.calls == [], "nothing may be sent for an entry that cannot fit"
         with pytest.raises(InvalidKeyError):
-            await s.put("k" * 1025, {"v": 1})  # DynamoDB's sort-key limit is 1024 bytes
+            await s.put("\udc00", {"v": 1})
         assert calls.calls == []
         assert await s.get_many(["small", "big"]) == [None, None]
+        await s.put("k", near, collection="c" * 1000)
+        assert await s.get("k", collection="c" * 1000) == near
 
 
 async def test_delete_many_counts_live_entries_only(ddb: DynamoDBServer, table: str, raw: Any) -> None:

@@ -30,7 +30,14 @@ from fastmcp_sessions.errors import (
     ValueTooLargeError,
 )
 from fastmcp_sessions.stores import mongodb
-from fastmcp_sessions.stores.mongodb import MongoDBStore, entry_id
+from fastmcp_sessions.stores._names import HASH_MARKER, stored_name
+from fastmcp_sessions.stores.mongodb import (
+    MAX_COLLECTION_FIELD_BYTES,
+    MAX_DOCUMENT_BYTES,
+    MAX_KEY_FIELD_BYTES,
+    MongoDBStore,
+    entry_id,
+)
 
 KINDS = ["nx", *(["mongoeco"] if available("mongoeco") else [])]
 
@@ -114,6 +121,60 @@ async def test_one_document_per_entry_with_a_native_sub_document(
 )
 def test_ids_are_unambiguous(a: tuple[str, str], b: tuple[str, str]) -> None:
     assert entry_id(*a) != entry_id(*b)
+
+
+async def test_names_that_fit_are_stored_as_they_are(
+    mstore: MongoDBStore, raw: AsyncMongoClient[dict[str, Any]], dbname: str
+) -> None:
+    # The layout of names within the field limits never changes, so older data stays readable.
+    collection, key = "c" * MAX_COLLECTION_FIELD_BYTES, "é" * (MAX_KEY_FIELD_BYTES // 2)
+    await mstore.put(key, {"v": 1}, collection=collection)
+    doc = await raw[dbname]["entries"].find_one({"_id": f"{len(collection)}:{collection}:{key}"})
+    assert doc is not None and (doc["c"], doc["k"]) == (collection, key)
+    assert "cn" not in doc and "kn" not in doc
+    # a document as an earlier version wrote it is found, listed and deleted
+    old_key = "k" * 1024
+    await raw[dbname]["entries"].insert_one(
+        {"_id": f"3:old:{old_key}", "c": "old", "k": old_key, "d": {"old": True}, "v": "v" * 16}
+    )
+    assert await mstore.get(old_key, collection="old") == {"old": True}
+    assert await mstore.keys("old") == [old_key]
+    assert "old" in await mstore.collections()
+    assert await mstore.delete(old_key, collection="old") is True
+
+
+async def test_long_names_are_hashed_with_the_names_kept(
+    mstore: MongoDBStore, raw: AsyncMongoClient[dict[str, Any]], dbname: str
+) -> None:
+    collection, key = "c" * (MAX_COLLECTION_FIELD_BYTES + 1), "鍵" * 3400  # 256 and 10,200 bytes
+    await mstore.put(key, {"v": 1}, collection=collection, ttl=600)
+    docs = await raw[dbname]["entries"].find({}).to_list()
+    assert len(docs) == 1
+    doc = docs[0]
+    c, k = stored_name(collection, MAX_COLLECTION_FIELD_BYTES), stored_name(key, MAX_KEY_FIELD_BYTES)
+    assert (doc["c"], doc["k"]) == (c, k) and doc["_id"] == entry_id(collection, key) == f"{len(c)}:{c}:{k}"
+    assert c.startswith(HASH_MARKER) and k.startswith(HASH_MARKER)
+    assert len(doc["_id"].encode()) < 1400, "_id and the (c, k) index entry stay small"
+    assert (doc["cn"], doc["kn"]) == (collection, key)
+    assert await mstore.keys(collection) == [key]
+    assert await mstore.collections() == [collection]
+    await mstore.put("short", {"v": 2}, collection=collection)
+    await mstore.put(key, {"v": 3}, collection="short")
+    short_doc = await _doc(raw, dbname, "short", key)
+    assert short_doc is not None and short_doc["c"] == "short" and "cn" not in short_doc
+    assert sorted(await mstore.keys(collection)) == sorted([key, "short"])
+    assert await mstore.destroy_collection(collection) is True
+    assert await mstore.collections() == ["short"]
+
+
+async def test_the_size_check_counts_long_names(mstore: MongoDBStore) -> None:
+    # Under the 16 MiB limit with short names; over it with a long key kept in full beside its hash.
+    near = {"blob": "x" * (MAX_DOCUMENT_BYTES - 9 * 1024)}
+    with pytest.raises(EntryTooLargeError):
+        await mstore.put("k" * 20_000, near)
+    with pytest.raises(EntryTooLargeError):
+        await mstore.put("k", near, collection="c" * 20_000)
+    assert await mstore.collections() == []
 
 
 async def test_indexes_are_ensured_on_an_existing_collection(

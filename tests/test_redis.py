@@ -112,7 +112,7 @@ async def test_key_layout_is_the_documented_one(redis_server: RedisServer, raw: 
 
 
 async def test_a_collection_is_one_hash_slot_unless_spread(redis_server: RedisServer, ns: str) -> None:
-    names = ["fastmcp_state", "}", "{", "a}b", "%7D", ":", "tools/list"]
+    names = ["fastmcp_state", "}", "{", "a}b", "%7D", ":", "tools/list", "n" * 10_000, "鍵{}:" * 2_500]
     async with RedisStore(redis_server.url, namespace=ns) as s:
         for collection in names:
             slots = {key_slot(s.redis_key(f"k{i}{{z}}", collection=collection).encode()) for i in range(50)}
@@ -562,6 +562,24 @@ async def test_cluster_batches_take_one_round_trip_per_node(
             round_trips.reset()
             await call()
             assert round_trips.total == 1, round_trips.by_port
+
+
+async def test_cluster_batches_over_long_names_stay_in_one_slot(
+    redis_cluster: ClusterLauncher, ns: str, round_trips: RoundTrips
+) -> None:
+    collection = "{c}:鍵" * 2_000  # 14 KB, braces and all, inside the hash tag
+    keys = [f"{'k' * 10_000}{i}" for i in range(20)]
+    values = [{"i": i} for i in range(20)]
+    async with RedisStore(redis_cluster.url, namespace=ns) as s:
+        await s.put_many(keys, values, collection=collection)
+        await s.get_many(keys, collection=collection)  # connections made, script loaded
+        round_trips.reset()
+        assert await s.get_many(keys, collection=collection) == values
+        assert round_trips.total == 1, round_trips.by_port
+        assert sorted(await s.keys(collection)) == sorted(keys)
+        assert collection in await s.collections()
+        assert await s.destroy_collection(collection) is True
+        assert await s.get_many(keys, collection=collection) == [None] * 20
 
 
 async def test_cluster_listing_scans_every_master(redis_cluster: ClusterLauncher, ns: str) -> None:

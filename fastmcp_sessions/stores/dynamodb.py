@@ -2,8 +2,9 @@
 
 Table layout (see docs/dynamodb.md)::
 
-    pk          S   partition key: the collection
-    sk          S   sort key: the key
+    pk          S   partition key: the collection (hashed when over 2,048 bytes)
+    sk          S   sort key: the key (hashed when over 1,024 bytes)
+    cn, kn      S   the collection / key as given, only where pk / sk holds it hashed
     value       S   the value as compact JSON text (exact, and cheaper than DynamoDB maps)
     version     S   random token, new on every write
     expires_ms  N   exact expiry, epoch milliseconds (rounded up); absent: never expires
@@ -15,7 +16,9 @@ native deletion never comes early. The atomic operations are single conditional
 writes (``ConditionExpression`` on ``version`` and ``expires_ms``). ``get_many`` uses
 BatchGetItem (100 keys a call) and ``put_many``/``delete_many`` BatchWriteItem (25 a
 call), retrying unprocessed items with backoff. DynamoDB's limits (400 KB items) are
-checked before anything is sent.
+checked before anything is sent. Names too long for a key attribute are stored by the
+shared scheme of ``fastmcp_sessions.stores._names``: names that fit are stored as they
+are.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from fastmcp_sessions.errors import (
     StoreSetupError,
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
+from fastmcp_sessions.stores._names import stored_name
 from fastmcp_sessions.stores._url import parse_bool, take_query_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 
@@ -70,6 +74,11 @@ MAX_ITEM_BYTES = 400_000
 """DynamoDB's item size limit, "400 KB" of attribute names and values, read strictly as
 400,000 bytes (moto enforces that; DynamoDB Local takes up to 409,600) so that an item
 this store accepts is never refused by the server."""
+
+MAX_PARTITION_KEY_BYTES = 2048
+"""DynamoDB's partition key limit: longer collection names are stored hashed."""
+MAX_SORT_KEY_BYTES = 1024
+"""DynamoDB's sort key limit: longer keys are stored hashed."""
 
 _GET_BATCH = 100  # BatchGetItem's limit
 _WRITE_BATCH = 25  # BatchWriteItem's limit
@@ -114,6 +123,25 @@ def _code(exc: ClientError) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _pk(collection: str) -> str:
+    return stored_name(collection, MAX_PARTITION_KEY_BYTES)
+
+
+def _sk(key: str) -> str:
+    return stored_name(key, MAX_SORT_KEY_BYTES)
+
+
+def _deletes(collection: str, items: list[_Item]) -> list[_Item]:
+    """BatchWriteItem requests deleting ``items`` (read with their stored ``sk``) of ``collection``."""
+    pk = {"S": _pk(collection)}
+    return [{"DeleteRequest": {"Key": {"pk": pk, "sk": item["sk"]}}} for item in items]
+
+
+def _utf8_size(text: str) -> int:
+    # Validated names and values hold only valid Unicode, so the encoding cannot fail.
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 class DynamoDBStore(Store):
@@ -424,17 +452,18 @@ class DynamoDBStore(Store):
 
     def _item(self, collection: str, key: str, value: Value, ttl: float | None, now: float) -> _Item:
         text = dumps_validated(value)
-        # Validated values hold only valid Unicode, so the encoding cannot fail.
-        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        size = _utf8_size(text)
         version = secrets.token_urlsafe(12)
-        item: _Item = {
-            "pk": {"S": collection},
-            "sk": {"S": key},
-            "value": {"S": text},
-            "version": {"S": version},
-        }
-        # Attribute names count too: pk, sk, value, version.
-        size += 2 + len(collection.encode()) + 2 + len(key.encode()) + 5 + 7 + len(version)
+        pk, sk = _pk(collection), _sk(key)
+        item: _Item = {"pk": {"S": pk}, "sk": {"S": sk}, "value": {"S": text}, "version": {"S": version}}
+        # Attribute names count too: pk, sk, value, version (and cn, kn).
+        size += 2 + _utf8_size(pk) + 2 + _utf8_size(sk) + 5 + 7 + len(version)
+        if pk != collection:
+            item["cn"] = {"S": collection}
+            size += 2 + _utf8_size(collection)
+        if sk != key:
+            item["kn"] = {"S": key}
+            size += 2 + _utf8_size(key)
         if ttl is not None:
             expires_ms = math.ceil((now + ttl) * 1000)
             ttl_seconds = -(-expires_ms // 1000)
@@ -453,7 +482,7 @@ class DynamoDBStore(Store):
 
     @staticmethod
     def _key(collection: str, key: str) -> _Item:
-        return {"pk": {"S": collection}, "sk": {"S": key}}
+        return {"pk": {"S": _pk(collection)}, "sk": {"S": _sk(key)}}
 
     def _entry(self, item: Mapping[str, Any], now: float) -> Versioned | None:
         expires = item.get("expires_ms")
@@ -564,7 +593,7 @@ class DynamoDBStore(Store):
         items = await self._get_items(collection, keys)
         now = time.time()
         found = {item["sk"]["S"]: self._entry(item, now) for item in items}
-        return [found.get(k) for k in keys]
+        return [found.get(_sk(k)) for k in keys]
 
     async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         client = await self._db()  # first: setting up the table must not eat into the TTL
@@ -608,9 +637,7 @@ class DynamoDBStore(Store):
         items = await self._get_items(collection, keys, projection="sk, #x")
         now_ms = time.time() * 1000
         live = sum(1 for item in items if self._entry_is_live(item, now_ms))
-        await self._write_requests(
-            [{"DeleteRequest": {"Key": self._key(collection, item["sk"]["S"])}} for item in items]
-        )
+        await self._write_requests(_deletes(collection, items))
         return live
 
     async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
@@ -671,9 +698,9 @@ class DynamoDBStore(Store):
         params: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "#pk = :c",
-            "ProjectionExpression": "sk, #x",
+            "ProjectionExpression": "sk, kn, #x",
             "ExpressionAttributeNames": {"#pk": "pk", "#x": "expires_ms"},
-            "ExpressionAttributeValues": {":c": {"S": collection}},
+            "ExpressionAttributeValues": {":c": {"S": _pk(collection)}},
             "ConsistentRead": True,
         }
         if live_only:
@@ -691,7 +718,8 @@ class DynamoDBStore(Store):
     async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
         if limit == 0:
             return []
-        return [item["sk"]["S"] for item in await self._query(collection, live_only=True, limit=limit)]
+        items = await self._query(collection, live_only=True, limit=limit)
+        return [(item.get("kn") or item["sk"])["S"] for item in items]
 
     async def _list_collections(self, limit: int | None) -> list[str]:
         # A Scan reads the whole table: fine for housekeeping, not for a hot path.
@@ -700,7 +728,7 @@ class DynamoDBStore(Store):
         client = await self._db()
         params: dict[str, Any] = {
             "TableName": self.table,
-            "ProjectionExpression": "#pk",
+            "ProjectionExpression": "#pk, cn",
             "FilterExpression": _LIVE,
             "ExpressionAttributeNames": {"#pk": "pk", "#x": "expires_ms"},
             "ExpressionAttributeValues": self._live_now(),
@@ -709,7 +737,9 @@ class DynamoDBStore(Store):
         names: dict[str, None] = {}
         while True:
             response = await client.scan(**params)
-            names.update(dict.fromkeys(item["pk"]["S"] for item in response.get("Items", [])))
+            # cn holds the name of a collection whose pk is hashed.
+            for item in response.get("Items", []):
+                names[(item.get("cn") or item["pk"])["S"]] = None
             last = response.get("LastEvaluatedKey")
             if not last or (limit is not None and len(names) >= limit):
                 break
@@ -723,9 +753,7 @@ class DynamoDBStore(Store):
             return False
         now_ms = time.time() * 1000
         live = any(self._entry_is_live(item, now_ms) for item in items)
-        await self._write_requests(
-            [{"DeleteRequest": {"Key": self._key(collection, item["sk"]["S"])}} for item in items]
-        )
+        await self._write_requests(_deletes(collection, items))
         return live
 
     async def _cull(self) -> None:
@@ -769,4 +797,10 @@ class DynamoDBStore(Store):
             await context.__aexit__(None, None, None)
 
 
-__all__ = ["DEFAULT_TABLE", "MAX_ITEM_BYTES", "DynamoDBStore"]
+__all__ = [
+    "DEFAULT_TABLE",
+    "MAX_ITEM_BYTES",
+    "MAX_PARTITION_KEY_BYTES",
+    "MAX_SORT_KEY_BYTES",
+    "DynamoDBStore",
+]

@@ -4,9 +4,10 @@ Every store collection lives in one MongoDB collection (``entries`` in database
 ``fastmcp_sessions`` by default; see docs/mongodb.md)::
 
     {
-      "_id": "18:default_collection:user-42",   # len(collection) ":" collection ":" key
-      "c": "default_collection",                # collection, for listing
-      "k": "user-42",                           # key, for listing
+      "_id": "18:default_collection:user-42",   # len(c) ":" c ":" k
+      "c": "default_collection",                # collection (hashed over 255 bytes), indexed
+      "k": "user-42",                           # key (hashed over 1,024 bytes), indexed
+      "cn": "...", "kn": "...",                 # collection / key as given, only where hashed
       "d": {...},                               # the value as a BSON sub-document, or
       "j": "{...}",                             #   as JSON text when BSON can't hold it exactly
       "v": "Jx3k...",                           # version: a random token, new on every write
@@ -17,7 +18,10 @@ Every store collection lives in one MongoDB collection (``entries`` in database
     indexes: {expires_at: 1} expireAfterSeconds=0 (MongoDB deletes expired documents),
              {c: 1, k: 1} (listing keys and collections)
 
-The length prefix makes ``_id`` unambiguous for any collection and key. Reads filter
+The length prefix makes ``_id`` unambiguous for any collection and key. Names longer
+than 255 bytes (collections) or 1,024 bytes (keys) are stored hashed by the shared scheme
+of ``fastmcp_sessions.stores._names``, which keeps ``_id`` and every index entry under
+about 1.3 KB; names that fit are stored as they are. Reads filter
 on ``x`` themselves, so an entry expires exactly on time although MongoDB's TTL
 monitor only runs every minute; ``expires_at`` is rounded up so that monitor never
 deletes an entry early. The atomic operations are single conditional statements on
@@ -47,6 +51,7 @@ from fastmcp_sessions.errors import (
     StoreSetupError,
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
+from fastmcp_sessions.stores._names import is_hashed, stored_name
 from fastmcp_sessions.stores._url import parse_bool, redact_url
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 
@@ -83,7 +88,12 @@ DEFAULT_MONGO_COLLECTION = "entries"
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 """MongoDB's document size limit."""
 
-_NEAR_LIMIT = MAX_DOCUMENT_BYTES - 8 * 1024  # room for _id, c, k, v, x, expires_at
+MAX_COLLECTION_FIELD_BYTES = 255
+"""Longest collection stored as it is in ``c`` (and ``_id``); longer ones are hashed."""
+MAX_KEY_FIELD_BYTES = 1024
+"""Longest key stored as it is in ``k`` (and ``_id``); longer ones are hashed."""
+
+_NEAR_LIMIT = MAX_DOCUMENT_BYTES - 8 * 1024  # room for _id, c, k, v, x, expires_at (cn, kn counted apart)
 _SOCKET_TIMEOUT_MS = 30_000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _DUPLICATE_KEY = 11000
@@ -113,7 +123,20 @@ if HAVE_PYMONGO:
 
 def entry_id(collection: str, key: str) -> str:
     """The ``_id`` of the document holding (collection, key): unambiguous for any names."""
-    return f"{len(collection)}:{collection}:{key}"
+    return _id_of(_stored_collection(collection), _stored_key(key))
+
+
+def _id_of(c: str, k: str) -> str:
+    """The ``_id`` for the stored forms ``c`` and ``k``."""
+    return f"{len(c)}:{c}:{k}"
+
+
+def _stored_collection(collection: str) -> str:
+    return stored_name(collection, MAX_COLLECTION_FIELD_BYTES)
+
+
+def _stored_key(key: str) -> str:
+    return stored_name(key, MAX_KEY_FIELD_BYTES)
 
 
 def _new_version() -> str:
@@ -381,13 +404,21 @@ class MongoDBStore(Store):
 
     @staticmethod
     def _fields(collection: str, key: str, value: Value, ttl: float | None, now: float) -> dict[str, Any]:
-        fields: dict[str, Any] = {"c": collection, "k": key}
+        c, k = _stored_collection(collection), _stored_key(key)
+        fields: dict[str, Any] = {"c": c, "k": k}
         size = _bson_size(value)
         if size >= 0:
             fields["d"] = value
         else:
             fields["j"] = text = _json(value)
             size = len(text)  # ASCII
+        # The original names of hashed ones: unbounded, so outside the room _NEAR_LIMIT keeps.
+        if c != collection:
+            fields["cn"] = collection
+            size += _bson_item_size(collection) + 4
+        if k != key:
+            fields["kn"] = key
+            size += _bson_item_size(key) + 4
         fields["v"] = _new_version()
         if ttl is not None:
             expires = now + ttl
@@ -396,7 +427,7 @@ class MongoDBStore(Store):
         if size > _NEAR_LIMIT:
             # Only near the limit is the exact size worth encoding for. Checked here, before
             # any call: in a bulk write pymongo leaves it to the server, and stand-ins accept it.
-            document = {"_id": entry_id(collection, key), **fields}
+            document = {"_id": _id_of(c, k), **fields}
             exact = len(bson.encode(document, codec_options=_CODEC_OPTIONS))
             if exact > MAX_DOCUMENT_BYTES:
                 raise EntryTooLargeError(
@@ -448,7 +479,7 @@ class MongoDBStore(Store):
         docs = await coll.find({"_id": {"$in": ids}}).to_list()
         now = time.time()
         found = {doc["k"]: self._entry(doc, now) for doc in docs if not _expired(doc, now)}
-        return [found.get(k) for k in keys]
+        return [found.get(_stored_key(k)) for k in keys]
 
     async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         coll = await self._entries()
@@ -539,21 +570,33 @@ class MongoDBStore(Store):
         if limit == 0:
             return []
         coll = await self._entries()
-        cursor = coll.find(_live(time.time(), c=collection), projection={"_id": 0, "k": 1})
+        cursor = coll.find(
+            _live(time.time(), c=_stored_collection(collection)), projection={"_id": 0, "k": 1, "kn": 1}
+        )
         cursor = cursor.sort([("c", ASCENDING), ("k", ASCENDING)])
         if limit is not None:
             cursor = cursor.limit(limit)
-        return [doc["k"] async for doc in cursor]
+        return [doc.get("kn", doc["k"]) async for doc in cursor]
 
     async def _list_collections(self, limit: int | None) -> list[str]:
         coll = await self._entries()
-        names = sorted(await coll.distinct("c", _live(time.time())))
+        names = []
+        for c in await coll.distinct("c", _live(time.time())):
+            if is_hashed(c):
+                # Every document of the collection holds its name; rare, so one lookup each.
+                doc = await coll.find_one({"c": c}, projection={"_id": 0, "cn": 1})
+                if doc is None or not isinstance(doc.get("cn"), str):
+                    continue  # dropped since the distinct
+                c = doc["cn"]
+            names.append(c)
+        names.sort()
         return names if limit is None else names[:limit]
 
     async def _drop_collection(self, collection: str) -> bool:
         coll = await self._entries()
-        live = await coll.delete_many(_live(time.time(), c=collection))
-        await coll.delete_many({"c": collection})  # and the expired leftovers
+        c = _stored_collection(collection)
+        live = await coll.delete_many(_live(time.time(), c=c))
+        await coll.delete_many({"c": c})  # and the expired leftovers
         return live.deleted_count > 0
 
     async def _cull(self) -> None:

@@ -406,9 +406,12 @@ class RedisStore(Store):
             # an empty tag, so Redis hashes the whole key. Either way the first brace ends the
             # namespace, which cannot contain one: no namespace can reach into another's keys.
             prefix = f"{self._base}{escaped}}}:" if self.colocate else f"{self._base}{escaped}:"
-            if len(self._prefixes) >= 4096:  # bounded: collection names may be unbounded
-                self._prefixes.clear()
-            self._prefixes[collection] = prefix
+            # Bounded in count and size: names may be any length, and a long one costs more
+            # to keep than to escape again.
+            if len(collection) <= 256:
+                if len(self._prefixes) >= 4096:
+                    self._prefixes.clear()
+                self._prefixes[collection] = prefix
         return prefix
 
     def _collection_of(self, name: str) -> tuple[str, str] | None:
