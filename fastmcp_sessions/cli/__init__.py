@@ -2,6 +2,7 @@
 
     fastmcp-sessions doctor                      which store, why, reachable?, files, keys, warnings
     fastmcp-sessions migrate SRC_URL DST_URL     copy every collection, TTLs kept; resumable
+    fastmcp-sessions migrate --list-checkpoints  unfinished migrations (--forget-checkpoints removes)
     fastmcp-sessions rotate-key                  re-encrypt everything with the newest key
     fastmcp-sessions bench                       ops/s of the store vs py-key-value-aio's equivalent
     fastmcp-sessions sessions list|show|rm|purge --identity ID
