@@ -38,7 +38,9 @@ def build(url: str | None = None, *, server_name: str = SERVER_NAME) -> tuple[Fa
     storage = server_storage(url, server_name=server_name)
     mcp = FastMCP(server_name, auth=_auth(storage), **storage.kwargs())  # session state
     mcp.add_provider(SessionProvider())
-    mcp.add_middleware(storage.response_caching_middleware())  # response cache
+    # Response cache, shared by every replica: list operations, and only the tools whose
+    # answer depends on their arguments alone (never remember/recall, which read state).
+    mcp.add_middleware(storage.response_caching_middleware(cacheable_tools=["word_count"]))
 
     @mcp.tool
     async def remember(session_id: SessionId, note: str) -> str:
@@ -56,7 +58,7 @@ def build(url: str | None = None, *, server_name: str = SERVER_NAME) -> tuple[Fa
 
     @mcp.tool
     def word_count(text: str) -> int:
-        """Count the words of ``text`` (a pure function: its results come from the response cache)."""
+        """Count the words of ``text`` (a pure function, so it is named as safe to cache)."""
         return len(text.split())
 
     return mcp, storage

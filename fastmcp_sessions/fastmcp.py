@@ -8,13 +8,16 @@ Server side::
     storage = server_storage("redis://cache:6379/0", server_name="billing")
     mcp = FastMCP("billing", **storage.kwargs())              # session_state_store
     app = mcp.http_app(**storage.http_app_kwargs())           # event_store (resumable SSE)
-    mcp.add_middleware(storage.response_caching_middleware())
+    mcp.add_middleware(storage.response_caching_middleware(cacheable_tools=["word_count"]))
     auth = GitHubProvider(..., **storage.oauth_proxy_kwargs())  # client_storage, encrypted
 
 Every part lives under its own collection prefix ``fastmcp/<server_name>/<part>/``,
 so several servers share one Redis (or disk file) without seeing each other's data,
 and the OAuth proxy's storage is encrypted with its own Fernet keys whatever the
-backend — never derived from the JWT signing key.
+backend — never derived from the JWT signing key. The response cache is shared by
+every replica, so by default it caches only list operations (``tools/list``,
+``resources/list``, ``prompts/list``) and the tools, resources and prompts named as
+safe to cache: a tool that reads state must never answer from the cache.
 
 Client side, ``StoreOAuth`` is FastMCP's ``OAuth`` with tokens kept per identity in
 any store and refresh single-flight across processes.
@@ -23,13 +26,21 @@ any store and refresh single-flight across processes.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastmcp.client.auth.oauth import OAuth
+from fastmcp.prompts.base import PromptResult
+from fastmcp.resources.base import ResourceResult
 from fastmcp.server.event_store import EventStore
-from fastmcp.server.middleware.caching import ResponseCachingMiddleware
+from fastmcp.server.middleware.caching import (
+    CallToolSettings,
+    GetPromptSettings,
+    ReadResourceSettings,
+    ResponseCachingMiddleware,
+)
+from fastmcp.server.middleware.middleware import CallNext, MiddlewareContext
 
 from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions.encryption import Keyring, load_keyring
@@ -41,7 +52,13 @@ from fastmcp_sessions.stores.encrypted import EncryptedStore
 from fastmcp_sessions.stores.namespaced import NamespacedStore
 from fastmcp_sessions.stores.registry import app_name_from_env, open_store
 
-__all__ = ["OAUTH_KEYS_ENV", "ServerStorage", "StoreOAuth", "server_storage"]
+__all__ = [
+    "OAUTH_KEYS_ENV",
+    "SafeResponseCachingMiddleware",
+    "ServerStorage",
+    "StoreOAuth",
+    "server_storage",
+]
 
 OAUTH_KEYS_ENV = "FASTMCP_SESSIONS_OAUTH_KEYS"
 """Comma-separated Fernet keys (newest first) for the OAuth proxy's storage."""
@@ -80,14 +97,107 @@ class ServerStorage(AsyncClosing):
         """Keyword arguments for ``OAuthProxy(...)`` and its subclasses (GitHubProvider...)."""
         return {"client_storage": self.oauth_client_storage}
 
-    def response_caching_middleware(self, **settings: Any) -> ResponseCachingMiddleware:
-        """A ``ResponseCachingMiddleware`` on this server's cache storage (``settings`` passed on)."""
-        return ResponseCachingMiddleware(cache_storage=self.response_cache_storage, **settings)
+    def response_caching_middleware(
+        self,
+        *,
+        cacheable_tools: Iterable[str] = (),
+        cacheable_resources: Iterable[str] = (),
+        cacheable_prompts: Iterable[str] = (),
+        **settings: Any,
+    ) -> SafeResponseCachingMiddleware:
+        """A response cache on this server's cache storage, shared by every replica.
+
+        It caches list operations and only the tools, resource URIs and prompts named
+        here (see ``SafeResponseCachingMiddleware``); ``settings`` (FastMCP's
+        ``*_settings`` and ``max_item_size``) are passed on and win over the defaults.
+        """
+        return SafeResponseCachingMiddleware(
+            self.response_cache_storage,
+            cacheable_tools=cacheable_tools,
+            cacheable_resources=cacheable_resources,
+            cacheable_prompts=cacheable_prompts,
+            **settings,
+        )
 
     async def close(self) -> None:
         """Close the underlying store (when ``server_storage`` opened it)."""
         if self.owns_store:
             await self.store.close()
+
+
+class SafeResponseCachingMiddleware(ResponseCachingMiddleware):
+    """FastMCP's ``ResponseCachingMiddleware`` that caches only what is safe to share.
+
+    FastMCP's defaults cache every ``tools/call``, ``resources/read`` and ``prompts/get``
+    for an hour. With a cache shared by replicas that serves stale answers to any tool
+    that reads state (``remember`` then ``recall`` keeps returning the first answer).
+    Here list operations (``tools/list``, ``resources/list``, ``prompts/list``) are
+    cached for FastMCP's 5 minutes, and calls, reads and prompts only when named in
+    ``cacheable_tools`` (tool names), ``cacheable_resources`` (exact resource URIs) or
+    ``cacheable_prompts`` (prompt names), for FastMCP's hour. Name only what depends on
+    its arguments alone. An explicit FastMCP setting (``call_tool_settings=``,
+    ``read_resource_settings=``, ``get_prompt_settings=``, ``list_*_settings=``) replaces
+    the corresponding default, with FastMCP's meaning.
+    """
+
+    def __init__(
+        self,
+        cache_storage: Store,
+        *,
+        cacheable_tools: Iterable[str] = (),
+        cacheable_resources: Iterable[str] = (),
+        cacheable_prompts: Iterable[str] = (),
+        **settings: Any,
+    ) -> None:
+        tools = _names("cacheable_tools", cacheable_tools)
+        resources = _names("cacheable_resources", cacheable_resources)
+        prompts = _names("cacheable_prompts", cacheable_prompts)
+        # FastMCP reads an empty included_tools as "every tool": switch the method off instead.
+        settings.setdefault(
+            "call_tool_settings",
+            CallToolSettings(included_tools=sorted(tools)) if tools else CallToolSettings(enabled=False),
+        )
+        # FastMCP has no per-URI or per-name switch for reads and prompts: filter them here,
+        # unless the caller chose FastMCP's own settings for them.
+        self._cacheable_resources = None if "read_resource_settings" in settings else resources
+        self._cacheable_prompts = None if "get_prompt_settings" in settings else prompts
+        settings.setdefault("read_resource_settings", ReadResourceSettings(enabled=bool(resources)))
+        settings.setdefault("get_prompt_settings", GetPromptSettings(enabled=bool(prompts)))
+        super().__init__(cache_storage=cache_storage, **settings)
+        self.cacheable_tools = tools
+        self.cacheable_resources = resources
+        self.cacheable_prompts = prompts
+
+    async def on_read_resource(
+        self,
+        context: MiddlewareContext[Any],
+        call_next: CallNext[Any, ResourceResult],
+    ) -> ResourceResult:
+        """Read through the cache only when the resource's URI was named as cacheable."""
+        allowed = self._cacheable_resources
+        if allowed is not None and str(context.message.uri) not in allowed:
+            return await call_next(context)
+        return await super().on_read_resource(context, call_next)
+
+    async def on_get_prompt(
+        self,
+        context: MiddlewareContext[Any],
+        call_next: CallNext[Any, PromptResult],
+    ) -> PromptResult:
+        """Render through the cache only when the prompt was named as cacheable."""
+        allowed = self._cacheable_prompts
+        if allowed is not None and context.message.name not in allowed:
+            return await call_next(context)
+        return await super().on_get_prompt(context, call_next)
+
+
+def _names(argument: str, names: Iterable[str]) -> frozenset[str]:
+    if isinstance(names, str):
+        raise TypeError(f"{argument} takes a list of names, got the string {names!r}; write [{names!r}]")
+    chosen = frozenset(names)
+    if not all(isinstance(n, str) and n for n in chosen):
+        raise TypeError(f"{argument} takes non-empty names (str), got {sorted(map(repr, chosen))}")
+    return chosen
 
 
 def server_storage(

@@ -103,46 +103,64 @@ def test_local_notes_server_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_cloud_server_replicas_share_state_and_cache(cloud: tuple[str, str]) -> None:
+    """Two replicas (separate processes) on one Redis: writes and reads interleaved between them,
+    several reads between writes, each read sees every write so far; only the pure tool is cached."""
     from fastmcp import Client
 
     redis_url, name = cloud
 
-    async def first(url: str) -> str:
-        async with Client(url) as client:
-            session_id = (await client.call_tool("create_session", {})).data
-            await client.call_tool("remember", {"session_id": session_id, "note": "from replica 1"})
-            assert (await client.call_tool("word_count", {"text": "a b c"})).data == 3
-            assert (await client.call_tool("word_count", {"text": "a b c"})).data == 3
-            return str(session_id)
+    async def interleaved(url_a: str, url_b: str) -> list[tuple[str, list[str]]]:
+        seen: list[tuple[str, list[str]]] = []
+        async with Client(url_a) as a, Client(url_b) as b:
+            replicas = {"a": a, "b": b}
+            session_id = (await a.call_tool("create_session", {})).data
 
-    async def second(url: str, session_id: str) -> list[str]:
-        async with Client(url) as client:
-            await client.call_tool("remember", {"session_id": session_id, "note": "from replica 2"})
-            return list((await client.call_tool("recall", {"session_id": session_id})).data)
+            async def recall(replica: str) -> None:
+                result = await replicas[replica].call_tool("recall", {"session_id": session_id})
+                seen.append((replica, list(result.data)))
 
-    one = CloudServer(redis_url, name)
+            for note, writer, readers in [
+                ("one", "a", "abab"),
+                ("two", "b", "abba"),
+                ("three", "a", "bbaa"),
+                ("four", "b", "aabb"),
+            ]:
+                await replicas[writer].call_tool("remember", {"session_id": session_id, "note": note})
+                for reader in readers:
+                    await recall(reader)
+            for replica in "abab":
+                assert (await replicas[replica].call_tool("word_count", {"text": "a b c"})).data == 3
+        return seen
+
+    one, two = CloudServer(redis_url, name), CloudServer(redis_url, name)
     try:
-        session_id = asyncio.run(first(one.url))
+        seen = asyncio.run(interleaved(one.url, two.url))
     finally:
         one.stop()
-    two = CloudServer(redis_url, name)  # another replica: a new process, same Redis
-    try:
-        notes = asyncio.run(second(two.url, session_id))
-    finally:
         two.stop()
-    assert notes == ["from replica 1", "from replica 2"]
+    notes = ["one", "two", "three", "four"]
+    expected = [
+        (reader, notes[: i + 1])
+        for i, readers in enumerate(["abab", "abba", "bbaa", "aabb"])
+        for reader in readers
+    ]
+    assert seen == expected
 
-    async def collections() -> list[str]:
+    async def stored() -> tuple[list[str], dict[str, int]]:
         store = open_store(redis_url)
         try:
-            return await store.collections()
+            names = await store.collections()
+            sizes = {c: len(await store.keys(c)) for c in names if c.startswith(f"fastmcp/{name}/cache/")}
+            return names, sizes
         finally:
             await store.close()
 
-    names = asyncio.run(collections())
+    names, cache = asyncio.run(stored())
     prefix = f"fastmcp/{name}/"
     assert f"{prefix}state/fastmcp_state" in names, names
-    assert any(c.startswith(f"{prefix}cache/") for c in names), names
+    # One cached call: word_count's (shared by both replicas); remember and recall never cached.
+    assert cache.get(f"{prefix}cache/tools/call") == 1, cache
+    assert cache.get(f"{prefix}cache/tools/list", 0) <= 1, cache
 
 
 def test_cloud_server_oauth_proxy_storage_is_shared_and_encrypted(

@@ -120,7 +120,7 @@ async def test_event_store_and_response_cache_are_namespaced() -> None:
         calls["n"] += 1
         return 42
 
-    mcp.add_middleware(storage.response_caching_middleware())
+    mcp.add_middleware(storage.response_caching_middleware(cacheable_tools=["slow"]))
     async with Client(mcp) as client:
         assert (await client.call_tool("slow", {})).data == 42
         assert (await client.call_tool("slow", {})).data == 42
@@ -128,6 +128,100 @@ async def test_event_store_and_response_cache_are_namespaced() -> None:
     collections = set(await shared.collections())
     assert any(c.startswith("fastmcp/events/events/") for c in collections)
     assert any(c.startswith("fastmcp/events/cache/") for c in collections)
+
+
+def counting_server(storage: ServerStorage, **cache: Any) -> tuple[FastMCP, dict[str, int]]:
+    """A server whose tools, resources and prompts count how often they really ran."""
+    mcp = FastMCP("counting", **storage.kwargs())
+    calls = {"state": 0, "pure": 0, "resource": 0, "other_resource": 0, "prompt": 0, "list": 0}
+    notes: list[str] = []
+
+    @mcp.tool
+    def add(note: str) -> int:
+        notes.append(note)
+        return len(notes)
+
+    @mcp.tool
+    def read_notes() -> list[str]:
+        calls["state"] += 1
+        return list(notes)
+
+    @mcp.tool
+    def square(x: int) -> int:
+        calls["pure"] += 1
+        return x * x
+
+    @mcp.resource("notes://all")
+    def all_notes() -> str:
+        calls["resource"] += 1
+        return ",".join(notes)
+
+    @mcp.resource("notes://static")
+    def static() -> str:
+        calls["other_resource"] += 1
+        return "static"
+
+    @mcp.prompt
+    def summarize() -> str:
+        calls["prompt"] += 1
+        return f"summarize {len(notes)} notes"
+
+    mcp.add_middleware(storage.response_caching_middleware(**cache))
+    return mcp, calls
+
+
+async def test_response_cache_by_default_caches_list_operations_only() -> None:
+    shared = MemoryStore()
+    storage = server_storage(store=shared, server_name="cache-default", oauth_keys=KEY)
+    mcp, calls = counting_server(storage)
+    async with Client(mcp) as client:
+        for n in range(1, 4):
+            await client.call_tool("add", {"note": f"n{n}"})
+            for _ in range(3):
+                assert (await client.call_tool("read_notes", {})).data == [f"n{i}" for i in range(1, n + 1)]
+                assert (await client.call_tool("square", {"x": 3})).data == 9
+                text = (await client.read_resource("notes://all"))[0].text  # type: ignore[union-attr]
+                assert text == ",".join(f"n{i}" for i in range(1, n + 1))
+                prompt = await client.get_prompt("summarize")
+                assert f"summarize {n} notes" in prompt.messages[0].content.text  # type: ignore[union-attr]
+        for _ in range(3):
+            assert {t.name for t in await client.list_tools()} == {"add", "read_notes", "square"}
+            await client.list_resources()
+            await client.list_prompts()
+    assert calls["state"] == calls["pure"] == calls["resource"] == calls["prompt"] == 9, calls
+    collections = {c.removeprefix("fastmcp/cache-default/cache/") for c in await shared.collections()}
+    assert {"tools/list", "resources/list", "prompts/list"} <= collections, collections
+    assert not {"tools/call", "resources/read", "prompts/get"} & collections, collections
+
+
+async def test_response_cache_caches_what_the_author_names() -> None:
+    storage = server_storage(store=MemoryStore(), server_name="cache-named", oauth_keys=KEY)
+    mcp, calls = counting_server(
+        storage, cacheable_tools=["square"], cacheable_resources=["notes://static"], cacheable_prompts=[]
+    )
+    async with Client(mcp) as client:
+        for n in range(1, 3):
+            await client.call_tool("add", {"note": f"n{n}"})
+            for _ in range(3):
+                assert (await client.call_tool("read_notes", {})).data[-1] == f"n{n}"
+                assert (await client.call_tool("square", {"x": 4})).data == 16
+                assert (await client.read_resource("notes://static"))[0].text == "static"  # type: ignore[union-attr]
+                await client.read_resource("notes://all")
+                await client.get_prompt("summarize")
+    assert calls["pure"] == 1 and calls["other_resource"] == 1, "named ones come from the cache"
+    assert calls["state"] == calls["resource"] == calls["prompt"] == 6, "the rest never does"
+
+
+async def test_response_cache_explicit_fastmcp_settings_win() -> None:
+    storage = server_storage(store=MemoryStore(), server_name="cache-explicit", oauth_keys=KEY)
+    mcp, calls = counting_server(storage, call_tool_settings={"excluded_tools": ["add"]})
+    async with Client(mcp) as client:
+        await client.call_tool("add", {"note": "x"})
+        await client.call_tool("square", {"x": 2})
+        await client.call_tool("square", {"x": 2})
+    assert calls["pure"] == 1
+    with pytest.raises(TypeError, match="list of names"):
+        storage.response_caching_middleware(cacheable_tools="square")
 
 
 async def test_oauth_proxy_storage_is_encrypted_with_its_own_key(monkeypatch: pytest.MonkeyPatch) -> None:

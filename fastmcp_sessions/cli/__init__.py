@@ -2,8 +2,9 @@
 
     fastmcp-sessions doctor                      which store, why, reachable?, files, keys, warnings
     fastmcp-sessions migrate SRC_URL DST_URL     copy every collection, TTLs kept; resumable
+    fastmcp-sessions migrate --list-checkpoints  unfinished migrations (--forget-checkpoints removes)
     fastmcp-sessions rotate-key                  re-encrypt everything with the newest key
-    fastmcp-sessions bench                       quick ops/s of the store vs a plain dict
+    fastmcp-sessions bench                       ops/s of the store vs py-key-value-aio's equivalent
     fastmcp-sessions sessions list|show|rm|purge --identity ID
     fastmcp-sessions servers list|add|rm
     fastmcp-sessions tokens list|revoke --identity ID
@@ -12,7 +13,8 @@ Every command works on ``--url`` or, without it, on the store ``open_store()`` w
 open (env ``FASTMCP_SESSIONS_URL``, else the encrypted disk store). Output is a table
 by default and JSON with ``--json``; progress goes to stderr. Secrets (URL passwords,
 keys, tokens) are never printed. Errors are one line and a non-zero exit status
-(2: bad arguments, 1: failure, 130: interrupted); ``--debug`` adds the traceback.
+(1: failure, 2: bad arguments, 3: conflicts with what the store holds, 130: interrupted);
+``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -45,13 +47,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
-def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool, url: bool = True) -> None:
     default: Any = argparse.SUPPRESS if suppress else None
-    parser.add_argument(
-        "--url",
-        default=default,
-        help="the store to work on (default: env FASTMCP_SESSIONS_URL, else the encrypted disk store)",
-    )
+    if url:
+        parser.add_argument(
+            "--url",
+            default=default,
+            help="the store to work on (default: env FASTMCP_SESSIONS_URL, else the encrypted disk store)",
+        )
     parser.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS if suppress else False, help="print JSON"
     )
@@ -76,11 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Operate fastmcp-sessions stores: diagnose, migrate, rotate keys, benchmark, manage "
         "sessions.",
-        epilog="Exit status: 0 ok, 1 failure, 2 bad arguments, 130 interrupted.",
+        epilog="Exit status: 0 ok, 1 failure, 2 bad arguments, 3 conflicts with what the store holds "
+        "(e.g. a server name already taken), 130 interrupted.",
     )
     _global_options(parser, suppress=False)
     common = _Parser(add_help=False)
     _global_options(common, suppress=True)
+    # migrate names both stores as SRC_URL and DST_URL: it takes no --url.
+    without_url = _Parser(add_help=False)
+    _global_options(without_url, suppress=True, url=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -95,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser(
         "migrate",
-        parents=[common],
+        parents=[without_url],
         help="copy every collection from one store to another, keeping TTLs (resumable)",
         description=(
             "Copy every collection of SRC_URL into DST_URL with each entry's remaining TTL. Idempotent and "
@@ -105,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
             "(fastmcp-oauth-proxy://?jwt_signing_key_env=VAR or ?client_secret_env=VAR)."
         ),
     )
-    migrate.add_argument("source", metavar="SRC_URL")
-    migrate.add_argument("destination", metavar="DST_URL")
+    migrate.add_argument("source", metavar="SRC_URL", nargs="?")
+    migrate.add_argument("destination", metavar="DST_URL", nargs="?")
     migrate.add_argument(
         "--collection",
         "-c",
@@ -135,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint", type=Path, metavar="FILE", help="where to keep progress (default: the user state dir)"
     )
     migrate.add_argument("--restart", action="store_true", help="ignore a saved checkpoint; start over")
+    housekeeping = migrate.add_mutually_exclusive_group()
+    housekeeping.add_argument(
+        "--list-checkpoints",
+        action="store_true",
+        help="list the checkpoints of unfinished migrations (no SRC_URL/DST_URL); those not saved for "
+        "7 days are removed by the next run",
+    )
+    housekeeping.add_argument(
+        "--forget-checkpoints",
+        action="store_true",
+        help="remove the checkpoint of the migration SRC_URL DST_URL, or without them every checkpoint",
+    )
     migrate.add_argument(
         "--to-server",
         metavar="NAME",
@@ -158,8 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         parents=[common],
-        help="quick benchmark of the store (put/get/get_many/update) against a plain dict",
-        description="Writes only to a fresh collection, destroyed afterwards.",
+        help="quick benchmark of the store (put/get/get_many/update) against py-key-value-aio's "
+        "equivalent store",
+        description="Compares the store with the py-key-value-aio store a user would pick instead for "
+        "the same URL (memory://: MemoryStore, disk://: DiskStore in a temporary directory, redis://: "
+        "RedisStore on the same server; under FernetEncryptionWrapper when the store is encrypted) and "
+        "prints the ratios. Writes only to a fresh collection, removed afterwards.",
     )
     bench.add_argument("--ops", type=int, default=500, metavar="N", help="operations per round (500)")
     bench.add_argument(
@@ -180,7 +203,29 @@ async def _doctor(console: Console, args: argparse.Namespace) -> Result:
 
 
 async def _migrate(console: Console, args: argparse.Namespace) -> Result:
-    from fastmcp_sessions.cli.migrate import run_migrate
+    from fastmcp_sessions.cli.migrate import forget_checkpoints, list_checkpoints, run_migrate
+
+    if args.url is not None:
+        raise UsageError(
+            "migrate takes no --url: give the source and the destination as SRC_URL DST_URL "
+            "(fastmcp-sessions migrate SRC_URL DST_URL)"
+        )
+    if args.list_checkpoints:
+        if args.source is not None:
+            raise UsageError("--list-checkpoints takes no SRC_URL or DST_URL")
+        return list_checkpoints()
+    if (args.source is None) != (args.destination is None) or (
+        args.source is None and not args.forget_checkpoints
+    ):
+        raise UsageError("migrate needs both SRC_URL and DST_URL (fastmcp-sessions migrate SRC_URL DST_URL)")
+    if args.forget_checkpoints:
+        return forget_checkpoints(
+            args.source,
+            args.destination,
+            collections=args.collection,
+            to_server=args.to_server,
+            checkpoint_path=args.checkpoint,
+        )
 
     fernet_key = None
     if args.fernet_key_env:

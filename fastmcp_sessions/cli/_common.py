@@ -15,11 +15,7 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fastmcp_sessions.encryption import KEYS_ENV
-from fastmcp_sessions.stores._url import redact_url
-
-SECRET_PARAM_PARTS = ("password", "secret", "token", "key", "credential", "sig")
-"""Query parameters whose values are secrets (the same rule as ``redact_url``)."""
-
+from fastmcp_sessions.stores._url import is_secret_param, redact_url
 
 # -- errors ----------------------------------------------------------------------------
 
@@ -55,6 +51,13 @@ class VerificationError(CliError):
 
 class NotFoundError(CliError):
     """The session, server or token named on the command line does not exist (exit status 1)."""
+
+
+class AlreadyExistsError(CliError):
+    """The command would clash with what the store already holds, e.g. a server name taken by
+    another URL (exit status 3): the arguments are valid, the store's state is in the way."""
+
+    exit_code = 3
 
 
 class CommandInterrupted(CliError):
@@ -99,7 +102,7 @@ class Redactor:
         if ":" in userinfo:
             self.add(userinfo.split(":", 1)[1])
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if any(s in name.lower() for s in SECRET_PARAM_PARTS):
+            if is_secret_param(name):
                 self.add(value)
 
     def scrub(self, text: str) -> str:

@@ -21,11 +21,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastmcp_sessions.cli._common import Console, NotFoundError, Result, UsageError, format_table, format_ttl
+from fastmcp_sessions.cli._common import (
+    AlreadyExistsError,
+    Console,
+    NotFoundError,
+    Result,
+    UsageError,
+    format_table,
+    format_ttl,
+)
 from fastmcp_sessions.cli._stores import chosen_url, open_cli_store
 from fastmcp_sessions.stores._url import redact_url
 from fastmcp_sessions.stores.base import Store
@@ -282,16 +291,39 @@ async def _servers_list(console: Console, args: argparse.Namespace) -> Result:
 
 async def _servers_add(console: Console, args: argparse.Namespace) -> Result:
     from fastmcp_sessions.sessions import SessionError
+    from fastmcp_sessions.sessions.errors import ServerNameConflictError
 
     async with _store(console, args) as store:
+        registry = _registry(store, console, args)
         try:
-            name = await _registry(store, console, args).add(args.server_url, name=args.name)
+            name = await registry.add(args.server_url, name=args.name)
+        except ServerNameConflictError as exc:
+            raise await _conflict(registry, args) from exc
         except SessionError as exc:
             raise UsageError(str(exc)) from exc
     url = _server(args.server_url)
     return Result(
         {"namespace": args.namespace, "name": name, "url": url},
         f"registered {url} as {name!r} ({_scope(args)})",
+    )
+
+
+async def _conflict(registry: Any, args: argparse.Namespace) -> AlreadyExistsError:
+    """What ``servers add`` clashed with, in the command's own terms."""
+    namespace = "" if args.namespace is None else f" --namespace {shlex.quote(args.namespace)}"
+    url = _server(args.server_url)
+    existing = await registry.name_for(args.server_url)
+    if existing is not None and existing != args.name:
+        return AlreadyExistsError(
+            f"{url} is already registered as {existing!r} ({_scope(args)}); to rename it, run "
+            f"`fastmcp-sessions servers rm {shlex.quote(existing)}{namespace}`, then add it again with "
+            f"--name {shlex.quote(args.name)}"
+        )
+    taken_by = await registry.get(args.name)
+    other = f" by {_server(taken_by)}" if taken_by else ""
+    return AlreadyExistsError(
+        f"the name {args.name!r} is already taken{other} ({_scope(args)}); pick another --name, or free it "
+        f"with `fastmcp-sessions servers rm {shlex.quote(args.name)}{namespace}` first"
     )
 
 

@@ -347,9 +347,17 @@ async def _probe(
         report.latency_ms = statistics.median(timings)
         if keyring is not None:
             await _check_decryption(report, store, keyring)
-    except DecryptionError as exc:
+    except DecryptionError:
         report.reachable = True
-        report.add("error", f"the keys in use cannot decrypt the existing data: {exc}")
+        # The store's own message names the key being read: here that is the doctor's probe,
+        # which means nothing to the operator, so say what is wrong with the store instead.
+        keys = ", ".join(report.fingerprints) or "none"
+        source = f", from {report.key_source}" if report.key_source else ""
+        report.add(
+            "error",
+            f"the keys in use ({keys}{source}) cannot decrypt the existing data: it was written with "
+            f"another key. Set {KEYS_ENV} to the key the servers use (newest first); nothing was changed",
+        )
     except CliError as exc:
         report.reachable = False
         report.add("error", exc.message)

@@ -6,7 +6,8 @@
 * **Resumable.** After every batch a checkpoint (collection, position, counts; keys only
   as hashes) is written under the platform state directory; an interrupted run started
   again with the same arguments continues after the last finished batch. A run that
-  completes removes it.
+  completes removes it; checkpoints of abandoned migrations expire after
+  ``checkpoints.MAX_AGE_DAYS`` days (``--list-checkpoints``, ``--forget-checkpoints``).
 * **Checked.** At the end every key the source listed is looked up in the destination;
   any that is still live in the source but missing from the destination fails the run.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from key_value.aio.errors import BaseKeyValueError
 
+from fastmcp_sessions.cli import checkpoints
 from fastmcp_sessions.cli._common import (
     CliError,
     CommandInterrupted,
@@ -104,6 +106,10 @@ class Checkpoint:
     last_key: str | None = None
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     resumed: bool = False
+    source: str | None = None
+    """The source URL, redacted (shown by ``--list-checkpoints``)."""
+    destination: str | None = None
+    """The destination URL, redacted."""
 
     @classmethod
     def load(cls, path: Path | None, identity: str) -> Checkpoint:
@@ -155,6 +161,8 @@ class Checkpoint:
             "current": {"collection": collection, "position": position, "last_key": last_key},
             "counts": self.counts,
             "saved": time.time(),
+            "source": self.source,
+            "destination": self.destination,
         }
         make_private_dir(self.path.parent)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
@@ -171,11 +179,57 @@ class Checkpoint:
 
 def default_checkpoint(source: str, destination: str, collections: Sequence[str] | None) -> Path:
     """``<user state dir>/fastmcp-sessions/migrate-<hash of the redacted URLs>.json``."""
-    import platformdirs
-
     identity = migration_identity(source, destination, collections)
-    base = Path(platformdirs.user_state_dir("fastmcp-sessions"))
-    return base / f"migrate-{identity[:16]}.json"
+    return checkpoints.checkpoint_dir() / f"migrate-{identity[:16]}.json"
+
+
+def _with_server(destination: str, to_server: str | None) -> str:
+    # --to-server writes a different layout: a different migration, with its own checkpoint.
+    return destination if to_server is None else f"{destination}#server={to_server}"
+
+
+def list_checkpoints() -> Result:
+    """``migrate --list-checkpoints``: the saved checkpoints in the user state directory."""
+    saved = checkpoints.saved_checkpoints()
+    rows = [
+        [str(c.path), f"{c.age_days:.1f}d", c.source or "-", c.destination or "-", c.done, c.current or "-"]
+        for c in saved
+    ]
+    text = (
+        format_table(["checkpoint", "age", "source", "destination", "done", "at collection"], rows)
+        + f"\n\ncheckpoints not saved for {checkpoints.MAX_AGE_DAYS} days are removed by the next migrate run"
+        if rows
+        else f"no migrate checkpoints in {checkpoints.checkpoint_dir()}"
+    )
+    data = {
+        "directory": str(checkpoints.checkpoint_dir()),
+        "max_age_days": checkpoints.MAX_AGE_DAYS,
+        "checkpoints": [c.as_dict() for c in saved],
+    }
+    return Result(data, text)
+
+
+def forget_checkpoints(
+    source: str | None,
+    destination: str | None,
+    *,
+    collections: Sequence[str] | None = None,
+    to_server: str | None = None,
+    checkpoint_path: Path | None = None,
+) -> Result:
+    """``migrate --forget-checkpoints [SRC DST]``: remove one migration's checkpoint, or all of them."""
+    if checkpoint_path is not None:
+        paths = [checkpoint_path]
+    elif source is not None and destination is not None:
+        paths = [default_checkpoint(source, _with_server(destination, to_server), collections)]
+    else:
+        paths = [c.path for c in checkpoints.saved_checkpoints()]
+    removed = checkpoints.forget(paths)
+    what = "checkpoint" if len(removed) == 1 else "checkpoints"
+    text = f"removed {len(removed)} {what}" + "".join(f"\n  {p}" for p in removed)
+    if not removed and source is not None:
+        text = "no checkpoint saved for this migration; nothing removed"
+    return Result({"removed": [str(p) for p in removed]}, text)
 
 
 def migration_identity(source: str, destination: str, collections: Sequence[str] | None) -> str:
@@ -242,8 +296,7 @@ async def run_migrate(
     except BaseException:
         await source.close()
         raise
-    if to_server is not None:
-        destination_url = f"{destination_url}#server={to_server}"
+    destination_url = _with_server(destination_url, to_server)
     try:
         return await _migrate(
             console,
@@ -328,10 +381,18 @@ async def _migrate(
             plan.append((name, keys))
 
     identity = migration_identity(source_url, destination_url, collections)
+    if not dry_run:
+        expired = checkpoints.expire()
+        if expired:
+            console.note(
+                f"removed {len(expired)} checkpoint file(s) of migrations abandoned more than "
+                f"{checkpoints.MAX_AGE_DAYS} days ago"
+            )
     if checkpoint_path is None and not dry_run:
         checkpoint_path = default_checkpoint(source_url, destination_url, collections)
     checkpoint = Checkpoint.load(None if restart or dry_run else checkpoint_path, identity)
     checkpoint.path = None if dry_run else checkpoint_path
+    checkpoint.source, checkpoint.destination = safe_url(source_url), safe_url(destination_url)
     if checkpoint.resumed:
         console.note(f"resuming the interrupted migration from its checkpoint ({checkpoint_path})")
 

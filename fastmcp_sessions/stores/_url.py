@@ -9,6 +9,18 @@ from urllib.parse import parse_qsl, urlsplit
 _SECRET_PARAMS = ("password", "secret", "token", "key", "keys", "credential", "sig")
 
 
+def is_secret_param(name: str) -> bool:
+    """Whether the query parameter ``name`` holds a secret value (printed as ``***``).
+
+    ``*_env`` parameters (``key_env=VAR``) hold the *name* of an environment variable,
+    which an operator needs to see; the variable's value is what stays secret.
+    """
+    lowered = name.lower()
+    if lowered.endswith("_env"):
+        return False
+    return any(s in lowered for s in _SECRET_PARAMS)
+
+
 def parse_bool(text: str) -> bool:
     """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case)."""
     lowered = text.strip().lower()
@@ -49,7 +61,7 @@ def redact_url(url: str) -> str:
         user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
         netloc = f"{user}:***@{hosts}" if ":" in userinfo else f"***@{hosts}" if not user else netloc
     query = "&".join(
-        f"{name}=***" if any(s in name.lower() for s in _SECRET_PARAMS) else f"{name}={value}"
+        f"{name}=***" if is_secret_param(name) else f"{name}={value}"
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     )
     return _join(url, netloc, query)
@@ -64,7 +76,12 @@ def _join(url: str, netloc: str, query: str) -> str:
     # urlunsplit drops "//" for schemes it does not know (memory://), so build the string here.
     parts = urlsplit(url)
     has_authority = url[len(parts.scheme) + 1 :].startswith("//")
-    text = f"{parts.scheme}:" + (f"//{netloc}" if has_authority else netloc) + parts.path
+    # No scheme (a typo such as "redis//host"): print the text as given, without a stray ":".
+    text = (
+        (f"{parts.scheme}:" if parts.scheme else "")
+        + (f"//{netloc}" if has_authority else netloc)
+        + parts.path
+    )
     if query:
         text += f"?{query}"
     if parts.fragment:
