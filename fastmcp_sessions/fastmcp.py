@@ -9,6 +9,7 @@ Server side::
     mcp = FastMCP("billing", **storage.kwargs())              # session_state_store
     app = mcp.http_app(**storage.http_app_kwargs())           # event_store (resumable SSE)
     mcp.add_middleware(storage.response_caching_middleware())
+    enable_subscriptions(mcp, storage.subscription_bus)        # change notifications, every replica
     auth = GitHubProvider(..., **storage.oauth_proxy_kwargs())  # client_storage, encrypted
 
 Every part lives under its own collection prefix ``fastmcp/<server_name>/<part>/``,
@@ -31,8 +32,16 @@ from typing import Any, Self
 from fastmcp.client.auth.oauth import OAuth
 from fastmcp.server.event_store import EventStore
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
+from mcp.server.request_state import RequestStateSecurity
 
+from fastmcp_sessions.buses import Bus, bus_for_store
 from fastmcp_sessions.encryption import Keyring, load_keyring
+from fastmcp_sessions.fastmcp_subscriptions import (
+    Subscriptions,
+    enable_subscriptions,
+    resource_updated,
+    subscriptions_of,
+)
 from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
 from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
@@ -41,7 +50,17 @@ from fastmcp_sessions.stores.encrypted import EncryptedStore
 from fastmcp_sessions.stores.namespaced import NamespacedStore
 from fastmcp_sessions.stores.registry import app_name_from_env, open_store
 
-__all__ = ["OAUTH_KEYS_ENV", "ServerStorage", "StoreOAuth", "server_storage"]
+__all__ = [
+    "OAUTH_KEYS_ENV",
+    "ServerStorage",
+    "StoreOAuth",
+    "Subscriptions",
+    "enable_subscriptions",
+    "request_state_security",
+    "resource_updated",
+    "server_storage",
+    "subscriptions_of",
+]
 
 OAUTH_KEYS_ENV = "FASTMCP_SESSIONS_OAUTH_KEYS"
 """Comma-separated Fernet keys (newest first) for the OAuth proxy's storage."""
@@ -58,6 +77,11 @@ class ServerStorage:
         event_store: For ``mcp.http_app(event_store=...)`` / ``mcp.run(event_store=...)``.
         oauth_client_storage: Encrypted storage for ``OAuthProxy(client_storage=...)``.
         response_cache_storage: For ``ResponseCachingMiddleware(cache_storage=...)``.
+        subscription_bus: Change notifications across the processes sharing the store,
+            for ``enable_subscriptions(mcp, ...)`` (Redis pub/sub, Unix sockets for the
+            disk store, else in-process).
+        request_state_security: For ``FastMCP(request_state_security=...)``: a
+            ``requestState`` sealed by one replica opens on every other.
     """
 
     server_name: str
@@ -67,10 +91,20 @@ class ServerStorage:
     oauth_client_storage: Store
     response_cache_storage: Store
     owns_store: bool = field(default=True, repr=False)
+    # Defaults keep ServerStorage(...) built by hand working; server_storage sets both.
+    subscription_bus: Bus = field(default=None, repr=False)  # type: ignore[assignment]
+    request_state_security: RequestStateSecurity | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.subscription_bus is None:
+            self.subscription_bus = bus_for_store(self.store, server_name=self.server_name)
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``FastMCP(...)``."""
-        return {"session_state_store": self.session_state_store}
+        kwargs: dict[str, Any] = {"session_state_store": self.session_state_store}
+        if self.request_state_security is not None:
+            kwargs["request_state_security"] = self.request_state_security
+        return kwargs
 
     def http_app_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``mcp.http_app(...)`` or ``mcp.run(transport="http", ...)``."""
@@ -85,7 +119,8 @@ class ServerStorage:
         return ResponseCachingMiddleware(cache_storage=self.response_cache_storage, **settings)
 
     async def close(self) -> None:
-        """Close the underlying store (when ``server_storage`` opened it)."""
+        """Close the subscription bus, and the underlying store when ``server_storage`` opened it."""
+        await self.subscription_bus.close()
         if self.owns_store:
             await self.store.close()
 
@@ -109,6 +144,7 @@ def server_storage(
     oauth_keys: Keyring | Sequence[str | bytes] | str | None = None,
     event_ttl: int | None = 3600,
     max_events_per_stream: int = 100,
+    request_state_ttl: float = 600.0,
     **open_options: Any,
 ) -> ServerStorage:
     """Build every store a FastMCP server needs from one store URL (or one ``store``).
@@ -125,6 +161,9 @@ def server_storage(
             ``FASTMCP_SESSIONS_KEYS`` or the app's key file). Replicas must share them.
         event_ttl: Seconds events are kept for resumable SSE (``None``: forever).
         max_events_per_stream: Events kept per SSE stream.
+        request_state_ttl: Seconds a sealed ``requestState`` stays valid. Its keys derive
+            from the fastmcp-sessions keyring (``keys=`` among ``open_options``, else env
+            ``FASTMCP_SESSIONS_KEYS``, else the app's key file), rotating with it.
         **open_options: Passed to ``open_store``.
     """
     if not isinstance(server_name, str) or not server_name or "/" in server_name:
@@ -139,7 +178,8 @@ def server_storage(
     def part(name: str) -> NamespacedStore:
         return NamespacedStore(base, f"{prefix}/{name}")
 
-    keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"))
+    app_name = open_options.get("app_name") or app_name_from_env()
+    keyring = _oauth_keyring(oauth_keys, app_name)
     return ServerStorage(
         server_name=server_name,
         store=base,
@@ -150,7 +190,25 @@ def server_storage(
         oauth_client_storage=EncryptedStore(part("oauth"), keys=keyring),
         response_cache_storage=part("cache"),
         owns_store=owns,
+        subscription_bus=bus_for_store(base, server_name=server_name),
+        request_state_security=request_state_security(
+            load_keyring(open_options.get("keys"), app_name=app_name),
+            server_name=server_name,
+            ttl=request_state_ttl,
+        ),
     )
+
+
+def request_state_security(keyring: Keyring, *, server_name: str, ttl: float = 600.0) -> RequestStateSecurity:
+    """``RequestStateSecurity`` whose keys every replica derives from the shared ``keyring``.
+
+    The keys are derived per server (never the Fernet keys themselves, never the JWT
+    signing key) and keep the keyring's order: the newest seals, every older one still
+    opens, so rotating the keyring rotates them. The audience is ``server_name``, the same
+    on every replica.
+    """
+    keys = keyring.derive_keys(f"fastmcp-sessions/request-state/v1/{server_name}")
+    return RequestStateSecurity(keys=keys, ttl=ttl, audience=server_name)
 
 
 def _oauth_keyring(keys: Keyring | Sequence[str | bytes] | str | None, app_name: str | None) -> Keyring:
