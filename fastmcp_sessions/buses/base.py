@@ -420,12 +420,11 @@ class QueuedBus(Bus):
 
     async def flush(self, within: float = 5.0) -> bool:
         """Wait up to ``within`` seconds until the outbox is empty; ``True`` if it is."""
-        if not self._outbox:
-            return True
-        assert self._idle is not None
+        if self._idle is None or self._idle.is_set():  # nothing queued, nothing in flight
+            return not self._outbox
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), within)
-        return not self._outbox
+        return self._idle.is_set()
 
     async def close(self) -> None:
         """Send what is queued (waiting at most ``timeout``), then stop both tasks."""

@@ -41,7 +41,7 @@ class RedisBus(QueuedBus):
     half-open one is noticed too.
 
     Args:
-        client: A ``redis.asyncio.Redis`` (RESP2, the default) or ``RedisCluster``, for
+        client: A ``redis.asyncio.Redis`` or ``RedisCluster`` (RESP2 or RESP3), for
             instance ``RedisStore.client``. The bus does not close it.
         server_name: Scopes the channel.
         namespace: Channel prefix; use the Redis store's ``namespace`` so that apps with
@@ -80,10 +80,6 @@ class RedisBus(QueuedBus):
             raise ValueError(f"health_interval must be a positive number of seconds, got {health_interval!r}")
         self.client = client
         self.cluster = isinstance(client, RedisCluster)
-        if isinstance(client, Redis):
-            protocol = client.connection_pool.connection_kwargs.get("protocol")
-            if protocol not in (None, 2, "2"):
-                raise ValueError("RedisBus needs a RESP2 client (protocol=2, redis-py's default)")
         db = int(client.connection_pool.connection_kwargs.get("db") or 0) if isinstance(client, Redis) else 0
         self.channel = f"{namespace}:{db}:fastmcp/{server_name}/events"
         self.health_interval = float(health_interval)
@@ -135,7 +131,8 @@ class RedisBus(QueuedBus):
             await conn.send_command(command, self.channel)
             ping_sent = False
             while True:
-                reply = await conn.read_response(timeout=self.health_interval)
+                # push_request: on RESP3 (redis-py 8's default) pub/sub messages are push frames.
+                reply = await conn.read_response(timeout=self.health_interval, push_request=True)
                 if reply is None:  # idle for health_interval
                     if ping_sent:
                         raise ConnectionError(f"no reply to PING within {self.health_interval:g}s")
