@@ -221,7 +221,10 @@ async def test_redis_bus_with_redis_down_never_fails_the_publisher_and_bounds_it
 
 async def test_redis_bus_resubscribes_after_a_restart_and_delivers_queued_events() -> None:
     with RedisServer() as server:
-        receiver_store, publisher_store = open_store(server.url, timeout=1.0), open_store(server.url, timeout=1.0)
+        receiver_store, publisher_store = (
+            open_store(server.url, timeout=1.0),
+            open_store(server.url, timeout=1.0),
+        )
         receiver = bus_for_store(receiver_store, server_name="r")
         publisher = bus_for_store(publisher_store, server_name="r")
         assert isinstance(receiver, QueuedBus) and isinstance(publisher, QueuedBus)

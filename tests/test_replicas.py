@@ -186,7 +186,7 @@ async def wait_subscribers(fleet: Fleet, count: int) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_notifications_published_on_b_reach_a_listener_on_a_across_a_redis_restart(fleet: Fleet) -> None:
+async def test_notifications_from_b_reach_a_listener_on_a_across_a_redis_restart(fleet: Fleet) -> None:
     a, b = fleet.urls["A"], fleet.urls["B"]
     subscription_id = "listen-" + secrets.token_hex(4)
     async with httpx.AsyncClient(timeout=MARGIN) as client:
@@ -199,12 +199,14 @@ async def test_notifications_published_on_b_reach_a_listener_on_a_across_a_redis
 
             # On B: first res://y (not subscribed), then res://x and a new tool. One channel keeps
             # their order, so res://y would have come first had it been delivered.
-            assert (await call_tool(client, b, "update", {"uri": "res://y"}))["result"]["structuredContent"] == {
-                "result": "B"
-            }
+            answered = await call_tool(client, b, "update", {"uri": "res://y"})
+            assert answered["result"]["structuredContent"] == {"result": "B"}
             await call_tool(client, b, "update", {"uri": "res://x"})
             await call_tool(client, b, "add_tool", {"name": "added_on_b"})
-            wanted = {("notifications/resources/updated", "res://x"), ("notifications/tools/list_changed", None)}
+            wanted = {
+                ("notifications/resources/updated", "res://x"),
+                ("notifications/tools/list_changed", None),
+            }
             seen, took = await frames_until(frames, wanted)
             print(f"cross-replica delivery: {took * 1000:.0f} ms after the last call")
             assert [f["params"].get("uri") for f in seen if "uri" in f["params"]] == ["res://x"]
