@@ -29,6 +29,7 @@ import logging
 import weakref
 from typing import Any
 
+import anyio.from_thread
 from mcp.server.subscriptions import (
     ListenHandler,
     PromptsListChanged,
@@ -174,11 +175,19 @@ def _publish_soon(bus: SubscriptionBus, event: ServerEvent) -> None:
         nowait(event)
         return
     try:
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop()
     except RuntimeError:
-        logger.debug("no running event loop: %r not published on %r", event, bus)
+        try:
+            # A worker thread of anyio.to_thread (FastMCP's sync tools) reaches its loop so.
+            anyio.from_thread.run_sync(_schedule, bus, event)
+        except RuntimeError:
+            logger.debug("no event loop yet, so no listener: %r not published on %r", event, bus)
         return
-    task = loop.create_task(_publish_logged(bus, event))
+    _schedule(bus, event)
+
+
+def _schedule(bus: SubscriptionBus, event: ServerEvent) -> None:
+    task = asyncio.get_running_loop().create_task(_publish_logged(bus, event))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 
