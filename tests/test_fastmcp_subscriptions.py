@@ -63,7 +63,9 @@ def test_the_installed_fastmcp_has_every_internal_the_wiring_uses() -> None:
 def test_a_fastmcp_that_moved_an_internal_fails_loudly_with_advice(breakage: Any, named: str) -> None:
     mcp = FastMCP("moved")
     breakage(mcp)
-    with pytest.raises(FastMCPSeamError, match=r"pin fastmcp to 4\.2\.x or upgrade fastmcp-sessions") as caught:
+    with pytest.raises(
+        FastMCPSeamError, match=r"pin fastmcp to 4\.2\.x or upgrade fastmcp-sessions"
+    ) as caught:
         enable_subscriptions(mcp, MemoryBus(server_name="moved"))
     assert named in str(caught.value)
     assert isinstance(caught.value, StoreSetupError)
