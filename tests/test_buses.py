@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -164,23 +165,45 @@ async def test_wrong_events_are_refused_with_advice(make_bus: MakeBus) -> None:
         await bus.publish(ResourceUpdated(uri="x" * 10_000))
 
 
-async def test_foreign_messages_on_the_channel_are_ignored_and_counted(make_bus: MakeBus) -> None:
-    if make_bus.kind not in ("redis", "unix"):  # type: ignore[attr-defined]
-        pytest.skip("a raw message is injected through a plain Redis server or a socket")
-    bus = make_bus("s" + secrets.token_hex(4))
+@pytest.mark.parametrize("kind", ["redis", "unix"])
+async def test_foreign_messages_on_the_channel_are_ignored_and_counted(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     got, fn = collector()
-    bus.subscribe(fn)
-    await ready(bus)
-    if isinstance(bus, RedisBus):
+    bus: Bus
+    if kind == "redis":
+        store = open_store(request.getfixturevalue("redis_server").url)
+        bus = bus_for_store(store, server_name="s" + secrets.token_hex(4))
+        assert isinstance(bus, RedisBus)
+        bus.subscribe(fn)
+        await ready(bus)
         await bus.client.publish(bus.channel, b"not an event")
     else:
-        assert isinstance(bus, UnixSocketBus)
-        other = UnixSocketBus(bus.directory, server_name=bus.server_name)
-        for peer in other._peer_paths():
-            other._sender.sendto(b"{}", peer)
-        await other.close()
+        bus = UnixSocketBus(tmp_path / "bus", server_name="s")
+        bus.subscribe(fn)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as raw:
+            for path in (tmp_path / "bus").glob("*.sock"):
+                raw.sendto(b"{}", str(path))
     await eventually(lambda: bus.stats.malformed == 1)
     assert got == []
+    await bus.close()
+    if kind == "redis":
+        await store.close()
+
+
+async def test_unix_bus_holds_datagrams_for_a_busy_process_and_sends_them_in_order(tmp_path: Path) -> None:
+    receiver = UnixSocketBus(tmp_path / "bus", server_name="s", max_buffered_events=100_000)
+    got, fn = collector()
+    receiver.subscribe(fn)
+    publisher = UnixSocketBus(tmp_path / "bus", server_name="s", max_buffered_events=100_000)
+    events = [ResourceUpdated(uri=f"res://{i}") for i in range(5000)]
+    for event in events:  # far more than a socket queue holds, with no await in between
+        publisher.publish_nowait(event)
+    await eventually(lambda: len(got) == len(events), timeout=30)
+    assert got == events
+    assert publisher.stats.dropped_overflow == 0
+    await publisher.close()
+    await receiver.close()
 
 
 async def test_unix_socket_of_a_dead_process_is_removed(tmp_path: Path) -> None:

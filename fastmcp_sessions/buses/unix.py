@@ -3,8 +3,10 @@
 No broker: every process that has listeners binds one datagram socket in a private
 directory of the server; publishing sends the event, one datagram, to every socket found
 there. A socket whose process died refuses the datagram and is removed by the next
-publisher. Datagrams never block the publisher: when a receiver's socket buffer is full
-the datagram is dropped and counted (``stats.dropped_overflow``).
+publisher. Datagrams never block the publisher: when a receiver's queue is full, the
+datagrams for it wait in a bounded per-receiver queue (``max_buffered_events``) that is
+sent as soon as the receiver has room; past the bound they are dropped and counted
+(``stats.dropped_overflow``).
 
 The directory is ``$XDG_RUNTIME_DIR`` (else the system temp dir)
 ``/fastmcp-sessions-<uid>/<hash of store path and server name>/``, created 0700 and
@@ -21,6 +23,7 @@ import secrets
 import socket
 import stat
 import tempfile
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,8 +88,7 @@ class UnixSocketBus(Bus):
         self.directory = Path(directory)
         self._own_path: Path | None = None
         self._recv: socket.socket | None = None
-        self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sender.setblocking(False)
+        self._senders: dict[str, _Peer] = {}
         self._peers: list[str] = []
         self._peers_stamp: tuple[int, int] | None = None
 
@@ -129,7 +131,8 @@ class UnixSocketBus(Bus):
             with contextlib.suppress(FileNotFoundError):
                 self._own_path.unlink()
             self._own_path = None
-        self._sender.close()
+        for path in list(self._senders):
+            self._drop_peer(path, unlink=False)
 
     def _open_receiver(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._recv is not None or self._closed:
@@ -185,18 +188,94 @@ class UnixSocketBus(Bus):
 
     def _send(self, event: ServerEvent) -> None:
         payload = encode_event(event, self.origin)
-        for peer in self._peer_paths():
+        paths = self._peer_paths()
+        for gone in set(self._senders) - set(paths):
+            self._drop_peer(gone, unlink=False)
+        for path in paths:
+            peer = self._senders.get(path) or self._connect(path)
+            if peer is None:
+                continue
+            if peer.pending:  # keep the order: behind what already waits
+                self._queue(path, peer, payload)
+                continue
             try:
-                self._sender.sendto(payload, peer)
+                peer.sock.send(payload)
             except BlockingIOError:
-                self.stats.dropped_overflow += 1
-                self._warn(
-                    "peer-full", "%r: a receiving process is not keeping up; dropped an event for it", self
-                )
+                self._queue(path, peer, payload)
             except (ConnectionRefusedError, FileNotFoundError):
-                with contextlib.suppress(OSError):
-                    os.unlink(peer)  # its process is gone
-                self._peers_stamp = None
+                self._drop_peer(path, unlink=True)
             except OSError as error:
                 self.stats.publish_failures += 1
                 self._warn("send", "%r: could not send an event (%s)", self, error)
+
+    def _connect(self, path: str) -> _Peer | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # its process is gone
+            self._peers_stamp = None
+            return None
+        except OSError as error:
+            sock.close()
+            self.stats.publish_failures += 1
+            self._warn("send", "%r: could not reach a listening process (%s)", self, error)
+            return None
+        peer = self._senders[path] = _Peer(sock)
+        return peer
+
+    def _queue(self, path: str, peer: _Peer, payload: bytes) -> None:
+        if len(peer.pending) >= self.max_buffered_events:
+            self.stats.dropped_overflow += 1
+            self._warn(
+                "peer-full",
+                "%r: a listening process is not keeping up; dropped an event for it (%d dropped so far)",
+                self,
+                self.stats.dropped_overflow,
+            )
+            return
+        peer.pending.append(payload)
+        if not peer.waiting and self._loop is not None:
+            peer.waiting = True
+            # A connected datagram socket turns writable when the receiver's queue has room.
+            self._loop.add_writer(peer.sock.fileno(), self._flush_peer, path)
+
+    def _flush_peer(self, path: str) -> None:
+        peer = self._senders.get(path)
+        if peer is None:
+            return
+        while peer.pending:
+            try:
+                peer.sock.send(peer.pending[0])
+            except BlockingIOError:
+                return
+            except OSError:
+                self._drop_peer(path, unlink=True)
+                return
+            peer.pending.popleft()
+        peer.waiting = False
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_writer(peer.sock.fileno())
+
+    def _drop_peer(self, path: str, *, unlink: bool) -> None:
+        peer = self._senders.pop(path, None)
+        if peer is not None:
+            if peer.waiting and self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_writer(peer.sock.fileno())
+            peer.sock.close()
+        if unlink:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # its process is gone
+            self._peers_stamp = None
+
+
+class _Peer:
+    __slots__ = ("pending", "sock", "waiting")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending: deque[bytes] = deque()
+        self.waiting = False
