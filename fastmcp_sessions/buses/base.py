@@ -428,15 +428,21 @@ class QueuedBus(Bus):
 
     async def close(self) -> None:
         """Send what is queued (waiting at most ``timeout``), then stop both tasks."""
-        if self._loop is asyncio.get_running_loop() and not self._closed:
+        own_loop = self._loop is asyncio.get_running_loop()
+        if own_loop and not self._closed:
             await self.flush(self.timeout)
         await super().close()
         tasks = [t for t in (self._sender, self._receiver) if t is not None and not t.done()]
+        loop = self._loop
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-                await task
+            if own_loop:
+                task.cancel()
+            elif loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)  # tasks of another loop: stop them there
+        if own_loop:
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._sender = self._receiver = None
         if self._outbox:
             self._warn("close", "%r closed with %d event(s) unsent", self, len(self._outbox))
