@@ -178,8 +178,7 @@ def server_storage(
     def part(name: str) -> NamespacedStore:
         return NamespacedStore(base, f"{prefix}/{name}")
 
-    app_name = open_options.get("app_name") or app_name_from_env()
-    keyring = _oauth_keyring(oauth_keys, app_name)
+    keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"))
     return ServerStorage(
         server_name=server_name,
         store=base,
@@ -191,12 +190,14 @@ def server_storage(
         response_cache_storage=part("cache"),
         owns_store=owns,
         subscription_bus=bus_for_store(base, server_name=server_name),
-        request_state_security=request_state_security(
-            load_keyring(open_options.get("keys"), app_name=app_name),
-            server_name=server_name,
-            ttl=request_state_ttl,
-        ),
+        request_state_security=_shared_request_state(open_options, server_name, request_state_ttl),
     )
+
+
+def _shared_request_state(open_options: dict[str, Any], server_name: str, ttl: float) -> RequestStateSecurity:
+    app_name = open_options.get("app_name") or app_name_from_env()
+    keyring = load_keyring(open_options.get("keys"), app_name=app_name)
+    return request_state_security(keyring, server_name=server_name, ttl=ttl)
 
 
 def request_state_security(keyring: Keyring, *, server_name: str, ttl: float = 600.0) -> RequestStateSecurity:
