@@ -40,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio.from_thread
 from mcp.server.subscriptions import (
@@ -48,6 +48,7 @@ from mcp.server.subscriptions import (
     ResourcesListChanged,
     ResourceUpdated,
     ServerEvent,
+    SubscriptionBus,
     ToolsListChanged,
 )
 
@@ -613,3 +614,9 @@ class QueuedBus(Bus):
             return  # already delivered here when it was published
         self.stats.received += 1
         self._deliver_local(event)
+
+
+if TYPE_CHECKING:
+
+    def _is_a_subscription_bus(bus: Bus) -> SubscriptionBus:
+        return bus  # mypy checks Bus against mcp's SubscriptionBus protocol here
