@@ -13,6 +13,7 @@ keeps the embedded names from being altered).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ KEY_FILE_NAME = "fastmcp-sessions.key"
 class Keyring:
     """Fernet keys, newest first. Its repr shows fingerprints, never key material."""
 
-    __slots__ = ("_fernets", "_multi", "fingerprints", "source")
+    __slots__ = ("_fernets", "_multi", "_roots", "fingerprints", "source")
 
     def __init__(self, keys: Iterable[str | bytes], *, source: str = "passed in") -> None:
         material = [k.strip() for k in keys]
@@ -62,6 +63,9 @@ class Keyring:
         self._multi = MultiFernet(fernets)
         self.fingerprints = tuple(fingerprint(k) for k in material)
         self.source = source
+        # Roots for derive_keys: other secrets come from these, never from the Fernet keys as is.
+        raw = [k.encode() if isinstance(k, str) else k for k in material]
+        self._roots = tuple(hashlib.sha256(b"fastmcp-sessions/keyring-root\0" + k).digest() for k in raw)
 
     @staticmethod
     def generate_key() -> str:
@@ -81,6 +85,12 @@ class Keyring:
     def decrypt(self, token: bytes) -> bytes:
         """Decrypt with whichever key fits; raises ``cryptography.fernet.InvalidToken`` if none does."""
         return self._multi.decrypt(token)
+
+    def derive_keys(self, purpose: str) -> list[bytes]:
+        """32-byte secrets for ``purpose``, one per key, newest first (duplicates dropped):
+        a second use of the same keys that rotates with them, without revealing them."""
+        derived = [hmac.new(root, purpose.encode("utf-8"), hashlib.sha256).digest() for root in self._roots]
+        return list(dict.fromkeys(derived))
 
     def is_current(self, token: bytes) -> bool:
         """Whether ``token`` was encrypted with the newest key."""

@@ -9,6 +9,7 @@ Server side::
     mcp = FastMCP("billing", **storage.kwargs())              # session_state_store
     app = mcp.http_app(**storage.http_app_kwargs())           # event_store (resumable SSE)
     mcp.add_middleware(storage.response_caching_middleware(cacheable_tools=["word_count"]))
+    enable_subscriptions(mcp, storage.subscription_bus)        # change notifications, every replica
     auth = GitHubProvider(..., **storage.oauth_proxy_kwargs())  # client_storage, encrypted
 
 Every part lives under its own collection prefix ``fastmcp/<server_name>/<part>/``,
@@ -31,19 +32,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastmcp.client.auth.oauth import OAuth
-from fastmcp.prompts.base import PromptResult
-from fastmcp.resources.base import ResourceResult
 from fastmcp.server.event_store import EventStore
-from fastmcp.server.middleware.caching import (
-    CallToolSettings,
-    GetPromptSettings,
-    ReadResourceSettings,
-    ResponseCachingMiddleware,
-)
-from fastmcp.server.middleware.middleware import CallNext, MiddlewareContext
+from mcp.server.request_state import RequestStateSecurity
 
 from fastmcp_sessions._closing import AsyncClosing
+from fastmcp_sessions.buses import Bus, bus_for_store
 from fastmcp_sessions.encryption import Keyring, load_keyring
+from fastmcp_sessions.fastmcp_caching import SafeResponseCachingMiddleware
+from fastmcp_sessions.fastmcp_subscriptions import (
+    Subscriptions,
+    enable_subscriptions,
+    resource_updated,
+    subscriptions_of,
+)
 from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
 from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
@@ -57,7 +58,12 @@ __all__ = [
     "SafeResponseCachingMiddleware",
     "ServerStorage",
     "StoreOAuth",
+    "Subscriptions",
+    "enable_subscriptions",
+    "request_state_security",
+    "resource_updated",
     "server_storage",
+    "subscriptions_of",
 ]
 
 OAUTH_KEYS_ENV = "FASTMCP_SESSIONS_OAUTH_KEYS"
@@ -75,6 +81,11 @@ class ServerStorage(AsyncClosing):
         event_store: For ``mcp.http_app(event_store=...)`` / ``mcp.run(event_store=...)``.
         oauth_client_storage: Encrypted storage for ``OAuthProxy(client_storage=...)``.
         response_cache_storage: For ``ResponseCachingMiddleware(cache_storage=...)``.
+        subscription_bus: Change notifications across the processes sharing the store,
+            for ``enable_subscriptions(mcp, ...)`` (Redis pub/sub, Unix sockets for the
+            disk store, else in-process).
+        request_state_security: For ``FastMCP(request_state_security=...)``: a
+            ``requestState`` sealed by one replica opens on every other.
     """
 
     server_name: str
@@ -84,10 +95,20 @@ class ServerStorage(AsyncClosing):
     oauth_client_storage: Store
     response_cache_storage: Store
     owns_store: bool = field(default=True, repr=False)
+    # Defaults keep ServerStorage(...) built by hand working; server_storage sets both.
+    subscription_bus: Bus = field(default=None, repr=False)  # type: ignore[assignment]
+    request_state_security: RequestStateSecurity | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.subscription_bus is None:
+            self.subscription_bus = bus_for_store(self.store, server_name=self.server_name)
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``FastMCP(...)``."""
-        return {"session_state_store": self.session_state_store}
+        kwargs: dict[str, Any] = {"session_state_store": self.session_state_store}
+        if self.request_state_security is not None:
+            kwargs["request_state_security"] = self.request_state_security
+        return kwargs
 
     def http_app_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``mcp.http_app(...)`` or ``mcp.run(transport="http", ...)``."""
@@ -120,84 +141,10 @@ class ServerStorage(AsyncClosing):
         )
 
     async def close(self) -> None:
-        """Close the underlying store (when ``server_storage`` opened it)."""
+        """Close the subscription bus, and the underlying store when ``server_storage`` opened it."""
+        await self.subscription_bus.close()
         if self.owns_store:
             await self.store.close()
-
-
-class SafeResponseCachingMiddleware(ResponseCachingMiddleware):
-    """FastMCP's ``ResponseCachingMiddleware`` that caches only what is safe to share.
-
-    FastMCP's defaults cache every ``tools/call``, ``resources/read`` and ``prompts/get``
-    for an hour. With a cache shared by replicas that serves stale answers to any tool
-    that reads state (``remember`` then ``recall`` keeps returning the first answer).
-    Here list operations (``tools/list``, ``resources/list``, ``prompts/list``) are
-    cached for FastMCP's 5 minutes, and calls, reads and prompts only when named in
-    ``cacheable_tools`` (tool names), ``cacheable_resources`` (exact resource URIs) or
-    ``cacheable_prompts`` (prompt names), for FastMCP's hour. Name only what depends on
-    its arguments alone. An explicit FastMCP setting (``call_tool_settings=``,
-    ``read_resource_settings=``, ``get_prompt_settings=``, ``list_*_settings=``) replaces
-    the corresponding default, with FastMCP's meaning.
-    """
-
-    def __init__(
-        self,
-        cache_storage: Store,
-        *,
-        cacheable_tools: Iterable[str] = (),
-        cacheable_resources: Iterable[str] = (),
-        cacheable_prompts: Iterable[str] = (),
-        **settings: Any,
-    ) -> None:
-        tools = _names("cacheable_tools", cacheable_tools)
-        resources = _names("cacheable_resources", cacheable_resources)
-        prompts = _names("cacheable_prompts", cacheable_prompts)
-        # FastMCP reads an empty included_tools as "every tool": switch the method off instead.
-        settings.setdefault(
-            "call_tool_settings",
-            CallToolSettings(included_tools=sorted(tools)) if tools else CallToolSettings(enabled=False),
-        )
-        # FastMCP has no per-URI or per-name switch for reads and prompts: filter them here,
-        # unless the caller chose FastMCP's own settings for them.
-        self._cacheable_resources = None if "read_resource_settings" in settings else resources
-        self._cacheable_prompts = None if "get_prompt_settings" in settings else prompts
-        settings.setdefault("read_resource_settings", ReadResourceSettings(enabled=bool(resources)))
-        settings.setdefault("get_prompt_settings", GetPromptSettings(enabled=bool(prompts)))
-        super().__init__(cache_storage=cache_storage, **settings)
-        self.cacheable_tools = tools
-        self.cacheable_resources = resources
-        self.cacheable_prompts = prompts
-
-    async def on_read_resource(
-        self,
-        context: MiddlewareContext[Any],
-        call_next: CallNext[Any, ResourceResult],
-    ) -> ResourceResult:
-        """Read through the cache only when the resource's URI was named as cacheable."""
-        allowed = self._cacheable_resources
-        if allowed is not None and str(context.message.uri) not in allowed:
-            return await call_next(context)
-        return await super().on_read_resource(context, call_next)
-
-    async def on_get_prompt(
-        self,
-        context: MiddlewareContext[Any],
-        call_next: CallNext[Any, PromptResult],
-    ) -> PromptResult:
-        """Render through the cache only when the prompt was named as cacheable."""
-        allowed = self._cacheable_prompts
-        if allowed is not None and context.message.name not in allowed:
-            return await call_next(context)
-        return await super().on_get_prompt(context, call_next)
-
-
-def _names(argument: str, names: Iterable[str]) -> frozenset[str]:
-    if isinstance(names, str):
-        raise TypeError(f"{argument} takes a list of names, got the string {names!r}; write [{names!r}]")
-    chosen = frozenset(names)
-    if not all(isinstance(n, str) and n for n in chosen):
-        raise TypeError(f"{argument} takes non-empty names (str), got {sorted(map(repr, chosen))}")
-    return chosen
 
 
 def server_storage(
@@ -208,6 +155,7 @@ def server_storage(
     oauth_keys: Keyring | Sequence[str | bytes] | str | None = None,
     event_ttl: int | None = 3600,
     max_events_per_stream: int = 100,
+    request_state_ttl: float = 600.0,
     **open_options: Any,
 ) -> ServerStorage:
     """Build every store a FastMCP server needs from one store URL (or one ``store``).
@@ -224,6 +172,9 @@ def server_storage(
             ``FASTMCP_SESSIONS_KEYS`` or the app's key file). Replicas must share them.
         event_ttl: Seconds events are kept for resumable SSE (``None``: forever).
         max_events_per_stream: Events kept per SSE stream.
+        request_state_ttl: Seconds a sealed ``requestState`` stays valid. Its keys derive
+            from the fastmcp-sessions keyring (``keys=`` among ``open_options``, else env
+            ``FASTMCP_SESSIONS_KEYS``, else the app's key file), rotating with it.
         **open_options: Passed to ``open_store``.
     """
     if not isinstance(server_name, str) or not server_name or "/" in server_name:
@@ -249,7 +200,27 @@ def server_storage(
         oauth_client_storage=EncryptedStore(part("oauth"), keys=keyring),
         response_cache_storage=part("cache"),
         owns_store=owns,
+        subscription_bus=bus_for_store(base, server_name=server_name),
+        request_state_security=_shared_request_state(open_options, server_name, request_state_ttl),
     )
+
+
+def _shared_request_state(open_options: dict[str, Any], server_name: str, ttl: float) -> RequestStateSecurity:
+    app_name = open_options.get("app_name") or app_name_from_env()
+    keyring = load_keyring(open_options.get("keys"), app_name=app_name)
+    return request_state_security(keyring, server_name=server_name, ttl=ttl)
+
+
+def request_state_security(keyring: Keyring, *, server_name: str, ttl: float = 600.0) -> RequestStateSecurity:
+    """``RequestStateSecurity`` whose keys every replica derives from the shared ``keyring``.
+
+    The keys are derived per server (never the Fernet keys themselves, never the JWT
+    signing key) and keep the keyring's order: the newest seals, every older one still
+    opens, so rotating the keyring rotates them. The audience is ``server_name``, the same
+    on every replica.
+    """
+    keys = keyring.derive_keys(f"fastmcp-sessions/request-state/v1/{server_name}")
+    return RequestStateSecurity(keys=keys, ttl=ttl, audience=server_name)
 
 
 def _oauth_keyring(keys: Keyring | Sequence[str | bytes] | str | None, app_name: str | None) -> Keyring:

@@ -1,0 +1,77 @@
+"""Which bus goes with which store: ``bus_for_store`` looks through wrappers to the backend.
+
+One entry per backend family, tried in order; the first that claims the store builds its
+bus from what the store shares publicly (the Redis client, the disk file's path). A new
+backend adds a module beside ``redis.py`` and one entry to ``_FACTORIES`` - for the
+PostgreSQL store, a ``QueuedBus`` whose ``_send_batch`` runs ``NOTIFY`` and whose
+``_listen`` holds ``LISTEN`` on one dedicated connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastmcp_sessions.buses.base import Bus
+from fastmcp_sessions.stores.base import Store
+
+__all__ = ["bus_for_store", "unwrap_store"]
+
+logger = logging.getLogger("fastmcp_sessions")
+
+
+def unwrap_store(store: Store) -> Store:
+    """The backend store under encryption and namespace views (``.inner`` chains)."""
+    seen = 0
+    while seen < 16:
+        inner = getattr(store, "inner", None)
+        if not isinstance(inner, Store):
+            return store
+        store, seen = inner, seen + 1
+    return store
+
+
+def _redis(store: Store, server_name: str, options: dict[str, Any]) -> Bus | None:
+    from fastmcp_sessions.stores.redis import RedisStore
+
+    if not isinstance(store, RedisStore):
+        return None
+    from fastmcp_sessions.buses.redis import RedisBus
+
+    return RedisBus(store.client, server_name=server_name, namespace=store.namespace, **options)
+
+
+def _disk(store: Store, server_name: str, options: dict[str, Any]) -> Bus | None:
+    from fastmcp_sessions.stores.disk import DiskStore
+
+    if not isinstance(store, DiskStore):
+        return None
+    from fastmcp_sessions.buses.unix import HAVE_UNIX_SOCKETS, UnixSocketBus
+
+    if not HAVE_UNIX_SOCKETS:
+        logger.info("no Unix sockets here: change notifications stay within each process")
+        return None
+    options = {k: v for k, v in options.items() if k == "max_buffered_events"}
+    return UnixSocketBus.for_store(store, server_name=server_name, **options)
+
+
+_FACTORIES: list[Callable[[Store, str, dict[str, Any]], Bus | None]] = [_redis, _disk]
+
+
+def bus_for_store(store: Store, *, server_name: str, **options: Any) -> Bus:
+    """The bus that reaches every process sharing ``store``: Redis pub/sub for Redis,
+    Unix sockets for the disk store, else (memory, MongoDB, DynamoDB) the in-process
+    ``MemoryBus`` - notifications then reach only clients of the publishing process.
+
+    ``options`` go to the bus (``max_buffered_events``; ``max_outbox``, ``timeout`` for
+    the Redis bus).
+    """
+    backend = unwrap_store(store)
+    for factory in _FACTORIES:
+        bus = factory(backend, server_name, dict(options))
+        if bus is not None:
+            return bus
+    from fastmcp_sessions.buses.memory import MemoryBus
+
+    return MemoryBus(server_name=server_name, max_buffered_events=options.get("max_buffered_events", 1024))
