@@ -362,17 +362,24 @@ async def test_encryption_over_it(
 
 
 class Statements:
-    """Counts statements asyncpg sends (each is one round trip once prepared)."""
+    """Counts statements asyncpg sends (each is one round trip once prepared): prepared ones,
+    and simple queries such as the reset query a pool may send when a connection is released."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        original = asyncpg.Connection._execute
+        prepared, simple = asyncpg.Connection._execute, asyncpg.Connection.execute
 
         async def counting(conn: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            return await original(conn, *args, **kwargs)
+            return await prepared(conn, *args, **kwargs)
+
+        async def counting_simple(conn: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+            if not args:  # with arguments, execute() goes through _execute, counted there
+                self.count += 1
+            return await simple(conn, query, *args, **kwargs)
 
         monkeypatch.setattr(asyncpg.Connection, "_execute", counting)
+        monkeypatch.setattr(asyncpg.Connection, "execute", counting_simple)
 
 
 async def test_every_batch_is_one_statement(pstore: PostgreSQLStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -307,6 +307,9 @@ class PostgreSQLStore(Store):
             "timeout": self.timeout,  # connecting
             "command_timeout": self.timeout,
         }
+        # The store leaves no session state behind (no SET, LISTEN, cursors or session-level
+        # locks), so the reset query asyncpg sends on every release would only cost a round trip.
+        options["reset"] = _keep_session
         if self.statement_cache_size is not None:
             options["statement_cache_size"] = self.statement_cache_size
         if "application_name" not in urlsplit(self._url).query:
@@ -558,16 +561,19 @@ class PostgreSQLStore(Store):
 
     # -- rows <-> values ------------------------------------------------------------------
 
+    def _foreign(self) -> DeserializationError:
+        return DeserializationError(
+            f"{self!r}: a row holds no value this store wrote; is another program writing to table "
+            f"{self.schema}.{self.table}?"
+        )
+
     def _entry(self, row: Any) -> Versioned:
         try:
             value = json.loads(row[0])
         except (TypeError, ValueError):
             value = None
         if type(value) is not dict:
-            raise DeserializationError(
-                f"{self!r}: a row holds no value this store wrote; is another program writing to table "
-                f"{self.schema}.{self.table}?"
-            )
+            raise self._foreign()
         remaining = row[2]
         return Versioned(value, str(row[1]), None if remaining is None else max(remaining, 0.0))
 
@@ -582,10 +588,24 @@ class PostgreSQLStore(Store):
         if not keys:
             return []
         pool = await self._db()
-        ids = [digest(k) for k in keys]
-        rows = await pool.fetch(self._sql["read_many"], digest(collection), list(dict.fromkeys(ids)))
-        found = {row[3]: self._entry(row) for row in rows}
-        return [found.get(i) for i in ids]
+        positions: dict[str, int] = {}
+        ids: list[bytes] = []
+        for k in keys:
+            if k not in positions:
+                positions[k] = len(ids)
+                ids.append(digest(k))
+        row = await pool.fetchrow(self._sql["read_many"], digest(collection), ids)
+        found: list[Versioned | None] = [None] * len(ids)
+        if row[0] is not None:
+            # The server aggregates the values into one JSON array: one parse, not one per row.
+            values = json.loads(row[0])
+            for value, at, version, remaining in zip(values, row[1], row[2], row[3], strict=True):
+                if type(value) is not dict:
+                    raise self._foreign()
+                found[at - 1] = Versioned(
+                    value, str(version), None if remaining is None else max(remaining, 0.0)
+                )
+        return [found[positions[k]] for k in keys]
 
     async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         pool = await self._db()
@@ -715,6 +735,10 @@ class PostgreSQLStore(Store):
                 pool.terminate()  # the server is gone: drop the connections without goodbyes
 
 
+async def _keep_session(conn: Any) -> None:
+    """Pool reset hook: asyncpg has already rolled back any open transaction; nothing else to undo."""
+
+
 def _statements(table: str) -> dict[str, str]:
     """Every statement the store runs, for ``table`` (already quoted and qualified)."""
     row = "(cid, kid, collection, key, escaped, value, version, expires)"
@@ -723,9 +747,11 @@ def _statements(table: str) -> dict[str, str]:
         "read": (
             f"SELECT value, version, expires - {_NOW} FROM {table} WHERE cid = $1 AND kid = $2 AND {_LIVE}"
         ),
+        # Aggregates over one row stream stay aligned: values[i] belongs to positions[i].
         "read_many": (
-            f"SELECT value, version, expires - {_NOW}, kid FROM {table} "
-            f"WHERE cid = $1 AND kid = ANY($2::bytea[]) AND {_LIVE}"
+            f"SELECT json_agg(e.value)::text, array_agg(u.i), array_agg(e.version), "
+            f"array_agg(e.expires - {_NOW}) FROM unnest($2::bytea[]) WITH ORDINALITY AS u(kid, i) "
+            f"JOIN {table} e ON e.cid = $1 AND e.kid = u.kid WHERE {_LIVE}"
         ),
         "write": (
             f"INSERT INTO {table} AS e {row} VALUES ($1, $2, $3, $4, $5, $6::json, $7, {_NOW} + $8::float8) "
