@@ -550,3 +550,31 @@ async def test_a_hung_server_fails_within_the_timeout_and_recovers(
             await conn.close()
         await s.put("k", {"v": 3})  # the same store carries on
         assert await s.get("k") == {"v": 3}
+
+
+async def test_a_missing_database_and_a_wrong_password_are_setup_errors(
+    postgres_server: PostgresServer,
+) -> None:
+    async with PostgreSQLStore(f"postgresql://postgres@127.0.0.1:{postgres_server.port}/nope") as s:
+        with pytest.raises(StoreSetupError, match="createdb"):
+            await s.get("k")
+    # One role that must log in with a password (every other login stays trusted).
+    role = "pw_" + secrets.token_hex(4)
+    postgres_server.psql(f"CREATE ROLE {role} LOGIN PASSWORD 'right-pass'")
+    hba = postgres_server.data_dir / "pg_hba.conf"
+    original = hba.read_text()
+    hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + original)
+    postgres_server.psql("SELECT pg_reload_conf()")
+    try:
+        base = f"127.0.0.1:{postgres_server.port}/postgres"
+        async with PostgreSQLStore(f"postgresql://{role}:wrong-pass@{base}?schema=pw") as bad:
+            with pytest.raises(StoreSetupError, match="user and password") as info:
+                await bad.get("k")
+        assert "wrong-pass" not in str(info.value), "the password leaked into the message"
+        async with PostgreSQLStore(f"postgresql://{role}:right-pass@{base}?schema=pw") as good:
+            with pytest.raises(StoreSetupError, match="grant"):
+                await good.put("k", {"v": 1})  # may log in, but not create a schema
+    finally:
+        hba.write_text(original)
+        postgres_server.psql("SELECT pg_reload_conf()")
+        postgres_server.psql(f"DROP ROLE {role}")
