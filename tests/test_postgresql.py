@@ -168,6 +168,11 @@ async def test_schema_versions_migrate_forward_only_when_asked(
     async with PostgreSQLStore(url + "&migrate=true") as s:
         with pytest.raises(StoreSetupError, match="upgrade fastmcp-sessions"):
             await s.get("k")
+    # ... and a _meta table emptied by hand is reported, not taken for a missing table.
+    await raw.execute(f"DELETE FROM {meta}")
+    async with PostgreSQLStore(url) as s:
+        with pytest.raises(StoreSetupError, match="holds no schema version"):
+            await s.get("k")
 
 
 # -- values and names ---------------------------------------------------------------------

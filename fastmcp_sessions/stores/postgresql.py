@@ -356,7 +356,13 @@ class PostgreSQLStore(Store):
                 "choose another table= (or schema=)"
             )
         version = await conn.fetchval(f"SELECT schema_version FROM {self._meta} WHERE id = 1")
-        return None if version is None else int(version)
+        if version is None:
+            raise StoreSetupError(
+                f"{self!r}: {_derived(self.table, 'meta')} holds no schema version; restore its row "
+                f"(INSERT INTO {self._meta} VALUES (1, {SCHEMA_VERSION}) if the table has this layout, "
+                "see docs/postgresql.md)"
+            )
+        return int(version)
 
     async def _ensure_schema(self, pool: Pool) -> None:
         async with pool.acquire() as conn:
