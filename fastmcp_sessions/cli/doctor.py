@@ -235,8 +235,11 @@ async def _diagnose_server(report: Report, url: str, scheme: str) -> None:
             "info", "values are stored unencrypted on the server; add ?encryption=true to encrypt them"
         )
     _check_modes(report)
-    if scheme in ("postgresql", "postgres") and not await _diagnose_postgresql(report, url):
-        return
+    if scheme in ("postgresql", "postgres"):
+        if not await _diagnose_postgresql(report, url):
+            return
+        # No background purge from the doctor: it only reads.
+        url = url + ("&" if "?" in url else "?") + "purge_interval=0"
     await _probe(report, url, encryption=False, keyring=keyring)
 
 
