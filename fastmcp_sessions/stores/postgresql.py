@@ -151,9 +151,12 @@ def _new_version() -> int:
     return secrets.randbits(63)
 
 
+# ensure_ascii: the text is valid in a database of any encoding, and NUL becomes \u0000.
+_encoder = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
 def _json(collection: str, key: str, value: Value) -> str:
-    # ensure_ascii: valid in a database of any encoding; NUL becomes the escape \u0000.
-    text = json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    text = _encoder.encode(value)
     if len(text) > MAX_VALUE_BYTES:
         raise EntryTooLargeError(
             len(text),
