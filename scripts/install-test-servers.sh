@@ -2,6 +2,8 @@
 # Installs the servers that the tests start on 127.0.0.1 (see tests/servers.py):
 #
 #   redis-server, redis-cli   Debian's redis-server package (apt), if missing
+#   PostgreSQL (initdb, pg_ctl) Debian's postgresql package (apt), if no
+#                             /usr/lib/postgresql/*/bin/initdb exists
 #   nx-27017 0.8.1            MongoDB wire-protocol server, own Python venv
 #   mongoeco[wire] 4.11.0     second MongoDB stand-in, own venv; only where a
 #                             Python >= 3.13 exists (skipped otherwise)
@@ -57,6 +59,17 @@ else
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         redis-server redis-tools >/dev/null
     log "redis: $(redis-server --version | awk '{print $3}') installed"
+fi
+
+# ---------------------------------------------------------------- postgresql
+if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    log "postgresql: $(ls -d /usr/lib/postgresql/*/bin/initdb | head -n 1) already installed"
+else
+    log "postgresql: installing Debian's postgresql with apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        postgresql >/dev/null
+    log "postgresql: $(ls -d /usr/lib/postgresql/*/bin/initdb | head -n 1) installed"
 fi
 
 # ---------------------------------------------------------------- python venvs

@@ -2,7 +2,8 @@
 # Every test, from a fresh clone, in two stages:
 #   1. the locked environment (uv.lock): ruff, mypy, then the whole pytest suite;
 #   2. the lowest versions pyproject.toml allows (requirements/lowest.txt): the store
-#      contract on memory, disk, Redis, Redis Cluster, MongoDB and DynamoDB stand-ins,
+#      contract on memory, disk, Redis, Redis Cluster, PostgreSQL, MongoDB and DynamoDB
+#      stand-ins,
 #      and the FastMCP slot tests.
 # The servers are started and stopped by the tests themselves, on 127.0.0.1.
 # Arguments go to the first stage's pytest; FASTMCP_SESSIONS_SKIP_LOWEST=1 skips stage 2.
@@ -24,7 +25,7 @@ fi
 scripts/bootstrap.sh lowest
 echo "[test] pytest (lowest versions: $(.venv-lowest/bin/python -c '
 import importlib.metadata as m
-print(", ".join(f"{n} {m.version(n)}" for n in ("fastmcp", "mcp", "py-key-value-aio", "redis", "pymongo", "aioboto3", "pydantic", "cryptography")))'))"
-FASTMCP_SESSIONS_TEST_BACKENDS=memory,memory+encrypted,disk,disk+inline,disk+plain,redis,redis-cluster,mongodb-nx,dynamodb-moto \
+print(", ".join(f"{n} {m.version(n)}" for n in ("fastmcp", "mcp", "py-key-value-aio", "redis", "pymongo", "aioboto3", "asyncpg", "pydantic", "cryptography")))'))"
+FASTMCP_SESSIONS_TEST_BACKENDS=memory,memory+encrypted,disk,disk+inline,disk+plain,redis,redis-cluster,mongodb-nx,dynamodb-moto,postgresql \
     exec timeout --signal=TERM --kill-after=30 900 .venv-lowest/bin/python -m pytest -q -p no:cacheprovider \
     tests/conformance tests/test_fastmcp_slots.py tests/test_open_store.py

@@ -34,7 +34,7 @@ def test_env_url_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unknown_scheme_lists_the_supported_ones() -> None:
     with pytest.raises(ValueError) as info:
-        open_store("postgres://localhost/db")
+        open_store("cassandra://localhost/db")
     message = str(info.value)
     for scheme in ("memory://", "disk://"):
         assert scheme in message

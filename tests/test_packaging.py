@@ -108,13 +108,13 @@ def test_readme_links_work_when_pypi_renders_it() -> None:
 
 def test_driver_floors_in_error_messages_are_the_pyproject_floors() -> None:
     """The version a DriverImportError asks for is the one pyproject promises."""
-    from fastmcp_sessions.stores import dynamodb, mongodb, redis
+    from fastmcp_sessions.stores import dynamodb, mongodb, postgresql, redis
 
     floors = {
         req.name.lower(): next(s.version for s in req.specifier if s.operator == ">=")
         for req in _direct_requirements()
     }
-    for module in (redis, mongodb, dynamodb):
+    for module in (redis, mongodb, dynamodb, postgresql):
         for requirement in module._DRIVER.requires:
             assert Version(requirement.minimum) == Version(floors[requirement.distribution.lower()]), (
                 module.__name__,

@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Copy every collection of SRC_URL into DST_URL with each entry's remaining TTL. Idempotent and "
             "resumable: run it again after an interruption. SRC_URL may be any store URL, a py-key-value-aio "
-            "store (kv+disk:///dir, kv+filetree:///dir, kv+redis://host:6379/0, with +fernet and "
-            "?key_env=VAR for FernetEncryptionWrapper data) or FastMCP's OAuth proxy default storage "
+            "store (kv+disk:///dir, kv+filetree:///dir, kv+redis://host:6379/0, kv+postgresql://host/db, "
+            "with +fernet and ?key_env=VAR for FernetEncryptionWrapper data) or FastMCP's OAuth proxy "
+            "default storage "
             "(fastmcp-oauth-proxy://?jwt_signing_key_env=VAR or ?client_secret_env=VAR)."
         ),
     )

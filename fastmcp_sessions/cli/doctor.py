@@ -235,7 +235,60 @@ async def _diagnose_server(report: Report, url: str, scheme: str) -> None:
             "info", "values are stored unencrypted on the server; add ?encryption=true to encrypt them"
         )
     _check_modes(report)
+    if scheme in ("postgresql", "postgres"):
+        if not await _diagnose_postgresql(report, url):
+            return
+        # No background purge from the doctor: it only reads.
+        url = url + ("&" if "?" in url else "?") + "purge_interval=0"
     await _probe(report, url, encryption=False, keyring=keyring)
+
+
+async def _diagnose_postgresql(report: Report, url: str) -> bool:
+    """Report the table's schema version without creating anything; False: do not probe further."""
+    from fastmcp_sessions.stores.postgresql import SCHEMA_VERSION, PostgreSQLStore
+
+    store: Store | None = None
+    try:
+        store = open_cli_store(url, encryption=False)
+        if not isinstance(store, PostgreSQLStore):
+            return True
+        name = f"{store.schema}.{store.table}"
+        version = await store.schema_version()
+    except CliError as exc:
+        report.reachable = False
+        report.add("error", exc.message)
+        return False
+    except BaseKeyValueError as exc:
+        report.reachable = False
+        report.add("error", f"unreachable: {exc}")
+        return False
+    finally:
+        await close_quietly(store)
+    report.reachable = True
+    if version is None:
+        report.add(
+            "info",
+            f"table {name} does not exist yet; the store creates it on first use (create_table=true, the "
+            "default), or create it as docs/postgresql.md shows",
+        )
+        return False
+    if version < SCHEMA_VERSION:
+        report.add(
+            "warning",
+            f"table {name} has schema version {version}, this fastmcp-sessions needs {SCHEMA_VERSION}: once "
+            "every replica runs this version, open the store once with ?migrate=true (or call "
+            "PostgreSQLStore.migrate_schema())",
+        )
+        return False
+    if version > SCHEMA_VERSION:
+        report.add(
+            "error",
+            f"table {name} has schema version {version}, newer than this fastmcp-sessions understands "
+            f"({SCHEMA_VERSION}); upgrade fastmcp-sessions",
+        )
+        return False
+    report.add("info", f"table {name}, schema version {version} (current)")
+    return True
 
 
 def _keyring_if_available(key_file: Path) -> Keyring | None:
@@ -289,6 +342,29 @@ def _check_transport(report: Report, url: str, scheme: str, options: dict[str, s
                 "warning",
                 f"MongoDB without credentials on a non-loopback host ({', '.join(remote)}); use "
                 "mongodb://user:PASSWORD@host",
+            )
+    elif scheme in ("postgresql", "postgres"):
+        hosts = [h for h in [*hosts, *options.get("host", "").split(",")] if h and not h.startswith("/")]
+        remote = [h for h in hosts if not _is_loopback(h)]
+        sslmode = options.get("sslmode", "prefer").lower()
+        if remote and sslmode in ("disable", "allow", "prefer"):
+            report.add(
+                "warning",
+                f"PostgreSQL on a non-loopback host ({', '.join(remote)}) with sslmode={sslmode}: TLS is not "
+                "enforced, so traffic may cross the network in clear; use sslmode=verify-full with "
+                "sslrootcert=",
+            )
+        elif remote and sslmode in ("require", "verify-ca"):
+            report.add(
+                "warning",
+                f"sslmode={sslmode} does not check the server's host name: use sslmode=verify-full with "
+                "sslrootcert=",
+            )
+        if remote and not _has_password(url, options) and not options.get("passfile"):
+            report.add(
+                "info",
+                f"no password in the URL for {', '.join(remote)}: it must come from PGPASSWORD, a passfile "
+                "or client certificates",
             )
     elif scheme.startswith("dynamodb"):
         endpoint = options.get("endpoint_url", "")

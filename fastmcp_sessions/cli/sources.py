@@ -10,6 +10,8 @@ only, so each supported one gets an enumerator here:
   that had to be sanitized (file name ``S_...``) is recovered from the value: the
   string field whose sanitized form is the file name.
 * ``kv+redis://...`` / ``kv+rediss://...``: its ``RedisStore``; keys by ``SCAN``.
+* ``kv+postgresql://...`` / ``kv+postgres://...``: its ``PostgreSQLStore`` (``?table=`` names
+  its table, default ``kv_store``); collections and keys by SQL on its own table.
 * any other py-key-value store object with ``keys()`` (``KvSource``): through that protocol.
 * ``+fernet`` anywhere in the scheme (``kv+fernet+disk://``) decrypts
   ``FernetEncryptionWrapper`` values; ``?key_env=VAR`` (or ``?key=...``) gives the key.
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -162,7 +165,7 @@ class KvSource(Source):
             raise SourceError(
                 f"{self.label} ({type(self.inner).__name__}) cannot list its keys, so it cannot be "
                 "migrated key by key; supported py-key-value sources: kv+disk://, kv+filetree://, "
-                "kv+redis://"
+                "kv+redis://, kv+postgresql://"
             )
         keys: list[str] = await lister(collection, limit=KV_PAGE_LIMIT)
         if len(keys) >= KV_PAGE_LIMIT:
@@ -257,6 +260,36 @@ class KvRedisSource(KvSource):
         async for raw in client.scan_iter(match=_glob_escape(collection) + "::*", count=1000):
             keys.append(str(raw)[len(prefix) :])
         return sorted(set(keys))
+
+
+class KvPostgreSQLSource(KvSource):
+    """py-key-value-aio's ``PostgreSQLStore``: one row per entry in its table, listed by SQL."""
+
+    def __init__(self, kv: Any, inner: Any, label: str, decryptor: Any | None) -> None:
+        super().__init__(kv, inner, label, decryptor)
+        self.lists_collections = True
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        try:
+            await self.inner.setup()  # its pool; auto_create=False: a missing table is an error
+        except ValueError as exc:
+            raise SourceError(f"{self.label}: {exc}; pass ?table=NAME (default kv_store)") from None
+        table = self.inner._table_name  # validated by the store: letters, digits, '_'
+        rows: list[Any] = await self.inner._pool.fetch(sql.format(table=table), *args)
+        return rows
+
+    async def collections(self) -> list[str]:
+        """Every collection with a row (expired ones are skipped on read)."""
+        rows = await self._fetch("SELECT DISTINCT collection FROM {table}")
+        return sorted(row[0] for row in rows)
+
+    async def keys(self, collection: str) -> list[str]:
+        """Every key of ``collection`` that has not expired."""
+        rows = await self._fetch(
+            "SELECT key FROM {table} WHERE collection = $1 AND (expires_at IS NULL OR expires_at > now())",
+            collection,
+        )
+        return sorted(row[0] for row in rows)
 
 
 def _glob_escape(text: str) -> str:
@@ -420,7 +453,7 @@ def open_kv_source(url: str, *, fernet_key: str | None = None, on_secret: OnSecr
     label = safe_url(url)
     if scheme == "fastmcp-oauth-proxy":
         return _open_oauth_proxy_source(url, label, on_secret)
-    url, options = _take_options(url, ("key", "key_env", "sanitize"))
+    url, options = _take_options(url, ("key", "key_env", "sanitize", "table"))
     parts = scheme.split("+")[1:]
     encrypted = "fernet" in parts
     kinds = [p for p in parts if p != "fernet"]
@@ -434,7 +467,7 @@ def open_kv_source(url: str, *, fernet_key: str | None = None, on_secret: OnSecr
     if encrypted and not key:
         raise UsageError(f"{label} is Fernet-encrypted: add ?key_env=VAR (a variable holding the key)")
     try:
-        inner, source_cls = _open_kv_store(kind, url, label, options.get("sanitize", "v1"))
+        inner, source_cls = _open_kv_store(kind, url, label, options)
     except ImportError as exc:
         raise SourceError(
             f"cannot read {label}: {exc}; install py-key-value-aio with the extra for that store, "
@@ -450,7 +483,7 @@ def open_kv_source(url: str, *, fernet_key: str | None = None, on_secret: OnSecr
     return source_cls(kv, inner, label, decryptor)
 
 
-def _open_kv_store(kind: str, url: str, label: str, sanitize: str) -> tuple[Any, type[KvSource]]:
+def _open_kv_store(kind: str, url: str, label: str, options: dict[str, str]) -> tuple[Any, type[KvSource]]:
     rest = url.split("://", 1)[1]
     if kind == "disk":
         from key_value.aio.stores.disk import DiskStore
@@ -459,14 +492,27 @@ def _open_kv_store(kind: str, url: str, label: str, sanitize: str) -> tuple[Any,
         return DiskStore(directory=path, auto_create=False), KvDiskSource
     if kind == "filetree":
         path = _path_of(url, label)
-        return _filetree(path, sanitize, label), KvFileTreeSource
+        return _filetree(path, options.get("sanitize", "v1"), label), KvFileTreeSource
     if kind in ("redis", "rediss"):
         from key_value.aio.stores.redis import RedisStore
 
         return RedisStore(url=f"{kind}://{rest}"), KvRedisSource
+    if kind in ("postgresql", "postgres"):
+        from key_value.aio.stores.postgresql import PostgreSQLStore
+
+        try:
+            with warnings.catch_warnings():
+                # "unstable store" is about writing through it; migrate only reads.
+                warnings.simplefilter("ignore", UserWarning)
+                store = PostgreSQLStore(
+                    url=f"postgresql://{rest}", table_name=options.get("table"), auto_create=False
+                )
+        except ValueError as exc:
+            raise UsageError(f"{label}: {exc}") from None
+        return store, KvPostgreSQLSource
     raise UsageError(
         f"cannot read {label}: unsupported py-key-value store {kind!r}; supported: kv+disk://, "
-        "kv+filetree://, kv+redis://, kv+rediss:// (each optionally +fernet)"
+        "kv+filetree://, kv+redis://, kv+rediss://, kv+postgresql:// (each optionally +fernet)"
     )
 
 

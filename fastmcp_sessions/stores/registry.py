@@ -36,7 +36,7 @@ URL_ENV = "FASTMCP_SESSIONS_URL"
 APP_ENV = "FASTMCP_SESSIONS_APP"
 DEFAULT_APP_NAME = "fastmcp"
 
-_BUILTIN_MODULES = ("memory", "disk", "redis", "mongodb", "dynamodb")
+_BUILTIN_MODULES = ("memory", "disk", "redis", "mongodb", "dynamodb", "postgresql")
 _loaded = False
 
 
