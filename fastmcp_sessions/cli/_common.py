@@ -14,12 +14,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from fastmcp_sessions._redact import is_secret_param, redact_url
 from fastmcp_sessions.encryption import KEYS_ENV
-from fastmcp_sessions.stores._url import redact_url
-
-SECRET_PARAM_PARTS = ("password", "secret", "token", "key", "credential", "sig")
-"""Query parameters whose values are secrets (the same rule as ``redact_url``)."""
-
 
 # -- errors ----------------------------------------------------------------------------
 
@@ -99,7 +95,7 @@ class Redactor:
         if ":" in userinfo:
             self.add(userinfo.split(":", 1)[1])
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if any(s in name.lower() for s in SECRET_PARAM_PARTS):
+            if is_secret_param(name):
                 self.add(value)
 
     def scrub(self, text: str) -> str:
