@@ -35,6 +35,7 @@ __all__ = [
     "KeyValueOperationError",
     "KeyValueStoreError",
     "SerializationError",
+    "StaleFencingTokenError",
     "StoreClosedError",
     "StoreConnectionError",
     "StoreSetupError",
@@ -82,3 +83,28 @@ class StoreClosedError(KeyValueStoreError):
 
     def __init__(self, store: str) -> None:
         super().__init__(f"{store} is closed; open a new store (or use it inside `async with`)")
+
+
+class StaleFencingTokenError(KeyValueOperationError):
+    """A fenced write carried a fencing token lower than one already written for its lock.
+
+    The writer lost its lock (its lease ran out, for instance while it was paused) and
+    a later holder has written since; nothing was written.
+    """
+
+    def __init__(self, collection: str, key: str, lock: str, token: int, highest: int) -> None:
+        super().__init__(
+            message=(
+                f"refused a write to key {key!r} in collection {collection!r}: it carries fencing token "
+                f"{token} of lock {lock!r}, but token {highest} has already written there, so this holder "
+                "lost the lock (its lease ran out). Nothing was written; acquire the lock again and "
+                "re-read the value before writing"
+            ),
+            extra_info={
+                "collection": collection,
+                "key": key,
+                "lock": lock,
+                "token": token,
+                "highest": highest,
+            },
+        )

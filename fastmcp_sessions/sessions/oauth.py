@@ -62,6 +62,7 @@ class SessionTokenStorage:
         self.sessions = sessions
         self.identity = check_identity(identity)
         self.session_id = session_id
+        self._lock: Lock | None = None
 
     def __repr__(self) -> str:
         return f"SessionTokenStorage(session={self.session_id[:6]}...)"
@@ -72,8 +73,15 @@ class SessionTokenStorage:
         return None if oauth is None or oauth.tokens is None else oauth.tokens.to_oauth_token()
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
-        """Store ``tokens``; the absolute expiry is computed from ``expires_in`` now."""
-        await self.sessions._set_tokens(self.identity, self.session_id, tokens)
+        """Store ``tokens``; the absolute expiry is computed from ``expires_in`` now.
+
+        While this storage's refresh lock is held, the write is fenced by its token: a
+        holder whose lease ran out and was taken over gets ``StaleFencingTokenError``
+        and the newer holder's tokens stay.
+        """
+        lock = self._lock
+        fence = (lock.name, lock.fencing_token) if lock is not None and lock.held else None
+        await self.sessions._set_tokens(self.identity, self.session_id, tokens, fence=fence)
 
     async def get_token_expiry(self) -> float | None:
         """Unix time at which the stored access token expires, or ``None`` if unknown or never."""
@@ -100,8 +108,12 @@ class SessionTokenStorage:
         await self.sessions._clear_oauth(self.identity, self.session_id, client=True)
 
     def refresh_lock(self, *, lease: float = 30.0, timeout: float | None = 60.0) -> Lock:
-        """The lock that makes token refresh of this session single-flight across processes."""
-        return self.sessions._refresh_lock(self.identity, self.session_id, lease=lease, timeout=timeout)
+        """The lock that makes token refresh of this session single-flight across processes.
+
+        ``set_tokens`` is fenced by the last lock handed out here while it is held.
+        """
+        self._lock = self.sessions._refresh_lock(self.identity, self.session_id, lease=lease, timeout=timeout)
+        return self._lock
 
 
 # -- a per-identity view for FastMCP's OAuth(token_storage=...) ------------------------

@@ -57,6 +57,7 @@ from fastmcp_sessions.sessions.models import (
 from fastmcp_sessions.sessions.oauth import OAuthFlows, SessionTokenStorage, identity_store
 from fastmcp_sessions.sessions.registry import ServerRegistry, normalize_url, server_id
 from fastmcp_sessions.stores.base import Store
+from fastmcp_sessions.stores.fencing import carry_fences, fenced
 from fastmcp_sessions.stores.namespaced import NamespacedStore
 
 if TYPE_CHECKING:
@@ -172,18 +173,28 @@ class SessionStore:
         return {sid: s for sid, s in sessions.items() if float(s.get("expires", 0)) > now}
 
     async def _modify(
-        self, identity: str, fn: Callable[[_Sessions, float], _Sessions | _NoChange]
+        self,
+        identity: str,
+        fn: Callable[[_Sessions, float], _Sessions | _NoChange],
+        *,
+        fence: tuple[str, int] | None = None,
     ) -> _Sessions:
         """Atomically replace ``identity``'s live sessions with ``fn(sessions, now)``; return the result.
 
         One read and one conditional write per attempt. ``fn`` may raise to abort
-        (nothing is written) and may run more than once.
+        (nothing is written) and may run more than once. With ``fence`` (lock name,
+        fencing token) the write is fenced as ``Store.put_fenced`` is, in the same
+        compare-and-set: a token lower than one already written raises
+        ``StaleFencingTokenError``. Unfenced writes keep the record's fences.
         """
         key = self._key(identity)
         for attempt in range(self.max_attempts):
             current = await self.store.get_versioned(key, collection=self.collection)
+            stored = None if current is None else current.value
+            if fence is not None:  # refuse a stale holder before anything else
+                fenced(stored, {}, lock=fence[0], token=fence[1], collection=self.collection, key=key)
             now = time.time()
-            live = self._live(None if current is None else current.value, now)
+            live = self._live(stored, now)
             new = fn(live, now)
             if isinstance(new, _NoChange):
                 return live
@@ -194,7 +205,13 @@ class SessionStore:
                     return {}
             else:
                 ttl = max(float(s["expires"]) for s in new.values()) - now + _RECORD_SLACK
-                record = {"v": 1, "s": new}
+                record: dict[str, Any] = {"v": 1, "s": new}
+                if fence is None:
+                    record = carry_fences(stored, record)
+                else:
+                    record = fenced(
+                        stored, record, lock=fence[0], token=fence[1], collection=self.collection, key=key
+                    )
                 if current is None:
                     done = await self.store.put_if_absent(key, record, collection=self.collection, ttl=ttl)
                 else:
@@ -412,6 +429,7 @@ class SessionStore:
         change: Callable[[dict[str, Any], float], None],
         *,
         authorize: bool = False,
+        fence: tuple[str, int] | None = None,
     ) -> None:
         def apply(sessions: _Sessions, now: float) -> _Sessions:
             record = sessions.get(session_id)
@@ -426,16 +444,18 @@ class SessionStore:
             self._slide(record, now)
             return sessions
 
-        await self._modify(identity, apply)
+        await self._modify(identity, apply, fence=fence)
 
-    async def _set_tokens(self, identity: str, session_id: str, tokens: OAuthToken) -> None:
+    async def _set_tokens(
+        self, identity: str, session_id: str, tokens: OAuthToken, *, fence: tuple[str, int] | None = None
+    ) -> None:
         data = tokens.model_dump(mode="json", exclude_none=True)
 
         def change(oauth: dict[str, Any], now: float) -> None:
             oauth["tokens"] = data
             oauth["token_expires_at"] = None if tokens.expires_in is None else now + int(tokens.expires_in)
 
-        await self._change_oauth(identity, session_id, change, authorize=True)
+        await self._change_oauth(identity, session_id, change, authorize=True, fence=fence)
 
     async def _set_client(
         self, identity: str, session_id: str, client_info: OAuthClientInformationFull
@@ -459,11 +479,14 @@ class SessionStore:
     def _refresh_lock(self, identity: str, session_id: str, *, lease: float, timeout: float | None) -> Lock:
         return Lock(
             self.store,
-            f"oauth-refresh/{self._hash(identity)}/{session_id}",
+            self._refresh_lock_name(identity, session_id),
             lease=lease,
             timeout=timeout,
             collection=DEFAULT_LOCK_COLLECTION,
         )
+
+    def _refresh_lock_name(self, identity: str, session_id: str) -> str:
+        return f"oauth-refresh/{self._hash(identity)}/{session_id}"
 
 
 # -- conversion and validation ------------------------------------------------------------
