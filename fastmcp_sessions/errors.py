@@ -32,8 +32,10 @@ __all__ = [
     "EntryTooLargeError",
     "InvalidKeyError",
     "InvalidTTLError",
+    "KeyMismatchError",
     "KeyValueOperationError",
     "KeyValueStoreError",
+    "MissingKeyError",
     "SerializationError",
     "StaleFencingTokenError",
     "StoreClosedError",
@@ -108,3 +110,28 @@ class StaleFencingTokenError(KeyValueOperationError):
                 "highest": highest,
             },
         )
+
+
+class MissingKeyError(StoreSetupError):
+    """An encrypted store shared over the network was opened without keys.
+
+    A key file would be local to one machine, so each replica would make its own key
+    and none could read the others' data: the keys must be given.
+    """
+
+
+class KeyMismatchError(StoreSetupError, DecryptionError):
+    """The store's data was encrypted with a key that is not among the keys in use.
+
+    Raised when the store opens, before anything is read or written; also a
+    ``DecryptionError``, so code that catches that keeps working.
+
+    ``stored`` is the fingerprint of the key that wrote the store's key-check record,
+    ``in_use`` the fingerprints of this process's keys (newest first); both are short
+    non-secret hashes.
+    """
+
+    def __init__(self, message: str, *, stored: str, in_use: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.stored = stored
+        self.in_use = in_use

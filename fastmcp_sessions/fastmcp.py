@@ -6,7 +6,7 @@ Server side::
     from fastmcp_sessions.fastmcp import server_storage
 
     storage = server_storage("redis://cache:6379/0", server_name="billing")
-    mcp = FastMCP("billing", **storage.kwargs())              # session_state_store
+    mcp = FastMCP("billing", **storage.kwargs())              # session_state_store, key check at startup
     app = mcp.http_app(**storage.http_app_kwargs())           # event_store (resumable SSE)
     mcp.add_middleware(storage.response_caching_middleware())
     auth = GitHubProvider(..., **storage.oauth_proxy_kwargs())  # client_storage, encrypted
@@ -23,21 +23,22 @@ any store and refresh single-flight across processes.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
 from fastmcp.client.auth.oauth import OAuth
 from fastmcp.server.event_store import EventStore
+from fastmcp.server.lifespan import ContextManagerLifespan, Lifespan
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
 
-from fastmcp_sessions.encryption import Keyring, load_keyring
+from fastmcp_sessions.encryption import KEYS_ENV, Keyring, load_keyring
 from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
 from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
 from fastmcp_sessions.stores.base import Store
-from fastmcp_sessions.stores.encrypted import EncryptedStore
+from fastmcp_sessions.stores.encrypted import KEY_CHECK_COLLECTION, EncryptedStore, shared_over_network
 from fastmcp_sessions.stores.namespaced import NamespacedStore
 from fastmcp_sessions.stores.registry import app_name_from_env, open_store
 
@@ -68,9 +69,39 @@ class ServerStorage:
     response_cache_storage: Store
     owns_store: bool = field(default=True, repr=False)
 
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``FastMCP(...)``."""
-        return {"session_state_store": self.session_state_store}
+    def kwargs(self, *, lifespan: Any = None) -> dict[str, Any]:
+        """Keyword arguments for ``FastMCP(...)``: the session state store and a lifespan.
+
+        The lifespan runs ``check()`` when the server starts, so a replica whose keys
+        differ from the others' refuses to start instead of failing requests (an OAuth
+        login half-way through, for instance). Pass your own ``lifespan`` here, not to
+        ``FastMCP``: it runs after the check.
+        """
+        checked = Lifespan(self._startup)
+        if lifespan is not None:
+            checked = checked | (
+                lifespan if isinstance(lifespan, Lifespan) else ContextManagerLifespan(lifespan)
+            )
+        return {"session_state_store": self.session_state_store, "lifespan": checked}
+
+    async def check(self) -> None:
+        """Open every part now and check its encryption keys; raise instead of serving with wrong ones.
+
+        Raises ``KeyMismatchError`` (naming the stored and the local key fingerprints)
+        when the data or the OAuth proxy storage was encrypted with keys this process
+        does not have, and ``StoreConnectionError`` when the store cannot be reached.
+        """
+        for part in (self.store, self.oauth_client_storage):
+            encrypted = _encrypted_layer(part)
+            if encrypted is not None:
+                await encrypted.verify_keys()
+        if type(self.store).handles_encryption:
+            # The disk store checks its key when its database opens: any read shows the result.
+            await self.store.get("startup-check", collection=KEY_CHECK_COLLECTION)
+
+    async def _startup(self, server: Any) -> AsyncIterator[dict[str, Any]]:
+        await self.check()
+        yield {}
 
     def http_app_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``mcp.http_app(...)`` or ``mcp.run(transport="http", ...)``."""
@@ -139,7 +170,7 @@ def server_storage(
     def part(name: str) -> NamespacedStore:
         return NamespacedStore(base, f"{prefix}/{name}")
 
-    keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"))
+    keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"), base)
     return ServerStorage(
         server_name=server_name,
         store=base,
@@ -153,12 +184,29 @@ def server_storage(
     )
 
 
-def _oauth_keyring(keys: Keyring | Sequence[str | bytes] | str | None, app_name: str | None) -> Keyring:
+def _oauth_keyring(
+    keys: Keyring | Sequence[str | bytes] | str | None, app_name: str | None, base: Store
+) -> Keyring:
     if keys is None:
         env = os.environ.get(OAUTH_KEYS_ENV, "").strip()
         if env:
             return Keyring(env.split(","), source=f"env {OAUTH_KEYS_ENV}")
-    return load_keyring(keys, app_name=app_name or app_name_from_env())
+    return load_keyring(
+        keys,
+        app_name=app_name or app_name_from_env(),
+        shared_store=f"the OAuth proxy storage on {base!r}" if shared_over_network(base) else None,
+        env_names=(OAUTH_KEYS_ENV, KEYS_ENV),
+    )
+
+
+def _encrypted_layer(store: Store) -> EncryptedStore | None:
+    """The ``EncryptedStore`` ``store`` is or wraps (through views), if any."""
+    seen: Store | None = store
+    while isinstance(seen, Store):
+        if isinstance(seen, EncryptedStore):
+            return seen
+        seen = getattr(seen, "inner", None)
+    return None
 
 
 class StoreOAuth(SingleFlightOAuthClientProvider, OAuth):

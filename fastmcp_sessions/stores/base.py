@@ -75,6 +75,13 @@ class Store(ABC):
     handles_encryption: ClassVar[bool] = False
     """True when the backend takes ``encryption=`` itself (the disk store)."""
 
+    shared_over_network: ClassVar[bool] = False
+    """True when the data lives on a server that several machines (replicas) share.
+
+    An ``EncryptedStore`` over such a backend never creates a local key file: every
+    replica must be given the same keys (``keys=`` or env ``FASTMCP_SESSIONS_KEYS``).
+    """
+
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     """Driver exceptions meaning "the backend cannot be reached"; raised as ``StoreConnectionError``."""
 

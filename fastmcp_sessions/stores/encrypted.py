@@ -5,19 +5,86 @@ Each value is stored in the inner store as ``{"__encrypted__": "fernet-v1",
 envelope, a record copied from elsewhere) raises ``DecryptionError``: nothing is ever
 passed through unencrypted. The atomic operations pass straight through, so they
 stay atomic; versions are the inner store's.
+
+Keys are checked when the store opens (its first operation), as the disk store does:
+the inner store keeps a key-check record (collection ``fastmcp_sessions_key_check``,
+hidden from ``collections()``), a constant encrypted with the key of whoever opened
+the store first, plus that key's fingerprint. A process whose keys cannot decrypt it
+fails with ``KeyMismatchError`` naming both fingerprints, before it reads or writes
+anything, instead of failing value by value later. A process holding an older key
+only is accepted while the record is signed by a key in its ring: ``rotate()``
+re-signs it with the newest key once every entry is re-encrypted, and from then on
+such a process is refused.
+
+Over a backend shared over the network (``Store.shared_over_network``: Redis,
+MongoDB, DynamoDB...) no key file is ever created: the keys must come from ``keys=``
+or env ``FASTMCP_SESSIONS_KEYS``, else ``MissingKeyError`` says how to make one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
-from fastmcp_sessions.encryption import FernetCodec, Keyring, load_keyring
-from fastmcp_sessions.errors import DecryptionError
+from cryptography.fernet import InvalidToken
+
+from fastmcp_sessions.encryption import KEYS_ENV, FernetCodec, Keyring, load_keyring
+from fastmcp_sessions.errors import DecryptionError, KeyMismatchError, StoreSetupError
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
 
 ENVELOPE_MARK = "__encrypted__"
 ENVELOPE_VERSION = "fernet-v1"
+KEY_CHECK_COLLECTION = "fastmcp_sessions_key_check"
+KEY_CHECK_KEY = "key_check"
+_KEY_CHECK_PLAIN = b"fastmcp-sessions key check"
+
+
+def shared_over_network(store: Store) -> bool:
+    """Whether ``store``, or the store it wraps (``.inner``, at any depth), lives on a shared server."""
+    seen: Store | None = store
+    while isinstance(seen, Store):
+        if type(seen).shared_over_network:
+            return True
+        seen = getattr(seen, "inner", None)
+    return False
+
+
+def key_check_record(keyring: Keyring) -> Value:
+    """A new key-check record, signed by ``keyring``'s newest key."""
+    return {
+        "check": keyring.encrypt(_KEY_CHECK_PLAIN).decode("ascii"),
+        "fingerprint": keyring.fingerprints[0],
+    }
+
+
+def check_key_record(record: Mapping[str, Any], keyring: Keyring, where: str) -> str:
+    """Return the fingerprint of the key that signed ``record``, one of ``keyring``'s.
+
+    Raises ``KeyMismatchError`` (naming the record's key and ours, by fingerprint)
+    when none of ``keyring``'s keys signed it.
+    """
+    stored = record.get("fingerprint")
+    stored = stored if isinstance(stored, str) else "unknown"
+    token = record.get("check")
+    try:
+        if not isinstance(token, str) or keyring.decrypt(token.encode("ascii")) != _KEY_CHECK_PLAIN:
+            raise InvalidToken
+    except (InvalidToken, TypeError, ValueError):
+        in_use = ", ".join(keyring.fingerprints)
+        raise KeyMismatchError(
+            f"{where} is encrypted with key {stored}, which is not among the keys in use here ({in_use}, "
+            f"from {keyring.source}). Every replica must use the same keys: set {KEYS_ENV} to the key the "
+            "other replicas use (during a rotation: new,old). Nothing was read or written",
+            stored=stored,
+            in_use=keyring.fingerprints,
+        ) from None
+    return stored
+
+
+async def read_key_check(inner: Store) -> Value | None:
+    """The key-check record kept in ``inner`` (``None`` when no encrypted store opened it yet)."""
+    return await inner.get(KEY_CHECK_KEY, collection=KEY_CHECK_COLLECTION)
 
 
 class EncryptedStore(Store):
@@ -26,8 +93,12 @@ class EncryptedStore(Store):
     Args:
         inner: Any fastmcp-sessions store.
         keys: A ``Keyring``, Fernet keys (newest first), or ``None`` to use env
-            ``FASTMCP_SESSIONS_KEYS`` and then the key file of ``app_name``.
+            ``FASTMCP_SESSIONS_KEYS`` and then the key file of ``app_name`` (never a key
+            file when ``inner`` is shared over the network: ``MissingKeyError``).
         app_name: Names the key file's directory when keys come from it.
+        key_check: Check the keys against the inner store's key-check record on the
+            first operation (creating the record if there is none). Turn it off only
+            to read without writing anything (``fastmcp-sessions doctor`` does).
     """
 
     def __init__(
@@ -36,14 +107,66 @@ class EncryptedStore(Store):
         *,
         keys: Keyring | Sequence[str | bytes] | str | None = None,
         app_name: str = "fastmcp",
+        key_check: bool = True,
     ) -> None:
         super().__init__(default_collection=inner.default_collection)
         self.inner = inner
-        self.keyring = load_keyring(keys, app_name=app_name)
+        shared = repr(inner) if shared_over_network(inner) else None
+        self.keyring = load_keyring(keys, app_name=app_name, shared_store=shared)
         self._codec = FernetCodec(self.keyring)
+        self._key_check = key_check
+        self._signed_by: str | None = None
+        self._key_error: KeyMismatchError | None = None
+        self._key_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"EncryptedStore({self.inner!r}, keys={list(self.keyring.fingerprints)})"
+
+    # -- the key check ------------------------------------------------------------------
+
+    async def verify_keys(self) -> str:
+        """Check that the keys in use can open this store; return the fingerprint of the key
+        that signed its key-check record.
+
+        Runs once (the first operation calls it); creates the record, signed by the
+        newest key, when there is none. Raises ``KeyMismatchError`` when the record was
+        signed by a key not in the keyring, and every later operation raises it again.
+        """
+        if self._key_error is not None:
+            raise self._key_error
+        if self._signed_by is not None:
+            return self._signed_by
+        async with self._key_lock:
+            if self._key_error is not None:
+                raise self._key_error
+            if self._signed_by is None:
+                self._signed_by = await self._check_or_create()
+        return self._signed_by
+
+    async def _check_or_create(self) -> str:
+        for _ in range(3):
+            record = await read_key_check(self.inner)
+            if record is None:
+                fresh = key_check_record(self.keyring)
+                if await self.inner.put_if_absent(KEY_CHECK_KEY, fresh, collection=KEY_CHECK_COLLECTION):
+                    return self.keyring.fingerprints[0]
+                continue  # another process created it first: check theirs
+            try:
+                return check_key_record(record, self.keyring, repr(self.inner))
+            except KeyMismatchError as exc:
+                self._key_error = exc
+                raise
+        raise StoreSetupError(
+            f"the key-check record of {self.inner!r} was deleted again and again while this store opened; "
+            "check that nothing else deletes the collection " + repr(KEY_CHECK_COLLECTION)
+        )
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        if self._key_check and self._signed_by is None and not self._closed:
+            await self.verify_keys()
+        return await super()._call(method, *args)
+
+    # -- values -------------------------------------------------------------------------
 
     def _seal(self, collection: str, key: str, value: Value) -> Value:
         token = self._codec.encode(collection, key, value)
@@ -105,7 +228,9 @@ class EncryptedStore(Store):
         return await self.inner.keys(collection, limit=limit)
 
     async def _list_collections(self, limit: int | None) -> list[str]:
-        return await self.inner.collections(limit=limit)
+        names = await self.inner.collections(limit=None if limit is None else limit + 1)
+        names = [n for n in names if n != KEY_CHECK_COLLECTION]
+        return names if limit is None else names[:limit]
 
     async def _drop_collection(self, collection: str) -> bool:
         return await self.inner.destroy_collection(collection)
@@ -124,14 +249,20 @@ class EncryptedStore(Store):
         the newest key are skipped. ``progress(entries, collection)`` is called after
         each batch of up to ``batch_size`` entries (rotated concurrently).
         """
+        if self._key_check:
+            await self.verify_keys()
         rewritten = 0
-        for collection in await self.inner.collections():
+        for collection in await self._list_collections(None):
             keys = await self.inner.keys(collection)
             for start in range(0, len(keys), batch_size):
                 batch = keys[start : start + batch_size]
                 rewritten += sum(await asyncio.gather(*(self._rotate_one(collection, k) for k in batch)))
                 if progress is not None:
                     progress(len(batch), collection)
+        # Every entry is under the newest key now: re-sign the key check with it, so a
+        # process holding only an older key is refused from here on.
+        await self.inner.put(KEY_CHECK_KEY, key_check_record(self.keyring), collection=KEY_CHECK_COLLECTION)
+        self._signed_by = self.keyring.fingerprints[0]
         return rewritten
 
     async def _rotate_one(self, collection: str, key: str) -> int:
