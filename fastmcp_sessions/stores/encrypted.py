@@ -8,13 +8,14 @@ stay atomic; versions are the inner store's.
 
 Keys are checked when the store opens (its first operation), as the disk store does:
 the inner store keeps a key-check record (collection ``fastmcp_sessions_key_check``,
-hidden from ``collections()``), a constant encrypted with the key of whoever opened
-the store first, plus that key's fingerprint. A process whose keys cannot decrypt it
-fails with ``KeyMismatchError`` naming both fingerprints, before it reads or writes
-anything, instead of failing value by value later. A process holding an older key
-only is accepted while the record is signed by a key in its ring: ``rotate()``
-re-signs it with the newest key once every entry is re-encrypted, and from then on
-such a process is refused.
+hidden from ``collections()``) listing, by fingerprint, every key the data may be
+encrypted with, each beside a constant encrypted with that key. A process whose keys
+lack any listed key fails with ``KeyMismatchError`` naming the missing fingerprints
+and its own, before it reads or writes anything, instead of failing value by value
+later. A process whose newest key is not listed yet adds it (a rotation begins).
+So a replica holding only an older key keeps working until some replica encrypts with
+the new key, and is refused from then on; after ``rotate()`` the record lists the
+newest key alone, and a replica without the old key is accepted.
 
 Over a backend shared over the network (``Store.shared_over_network``: Redis,
 MongoDB, DynamoDB...) no key file is ever created: the keys must come from ``keys=``
@@ -50,36 +51,50 @@ def shared_over_network(store: Store) -> bool:
     return False
 
 
-def key_check_record(keyring: Keyring) -> Value:
-    """A new key-check record, signed by ``keyring``'s newest key."""
-    return {
-        "check": keyring.encrypt(_KEY_CHECK_PLAIN).decode("ascii"),
-        "fingerprint": keyring.fingerprints[0],
-    }
+def key_check_record(keyring: Keyring, previous: Mapping[str, Any] | None = None) -> Value:
+    """The key-check record listing ``keyring``'s newest key beside the keys of ``previous``.
 
-
-def check_key_record(record: Mapping[str, Any], keyring: Keyring, where: str) -> str:
-    """Return the fingerprint of the key that signed ``record``, one of ``keyring``'s.
-
-    Raises ``KeyMismatchError`` (naming the record's key and ours, by fingerprint)
-    when none of ``keyring``'s keys signed it.
+    The record maps the fingerprint of every key the store's data may be encrypted
+    with to a constant encrypted with that key (proof that the fingerprint is real).
     """
-    stored = record.get("fingerprint")
-    stored = stored if isinstance(stored, str) else "unknown"
-    token = record.get("check")
+    keys = dict(_listed_keys(previous))
+    keys[keyring.fingerprints[0]] = keyring.encrypt(_KEY_CHECK_PLAIN).decode("ascii")
+    return {"keys": keys}
+
+
+def _listed_keys(record: Mapping[str, Any] | None) -> dict[str, str]:
+    keys = None if record is None else record.get("keys")
+    if not isinstance(keys, dict):
+        return {}
+    return {fp: token for fp, token in keys.items() if isinstance(fp, str) and isinstance(token, str)}
+
+
+def _opens(keyring: Keyring, token: str) -> bool:
     try:
-        if not isinstance(token, str) or keyring.decrypt(token.encode("ascii")) != _KEY_CHECK_PLAIN:
-            raise InvalidToken
+        return keyring.decrypt(token.encode("ascii")) == _KEY_CHECK_PLAIN
     except (InvalidToken, TypeError, ValueError):
+        return False
+
+
+def check_key_record(record: Mapping[str, Any], keyring: Keyring, where: str) -> list[str]:
+    """Return the fingerprints the record lists, once ``keyring`` is shown to hold every one of them.
+
+    Raises ``KeyMismatchError``, naming the keys this process lacks and the keys it has
+    (fingerprints only), when any listed key is not in ``keyring``: some of the data
+    may be encrypted with it, so this process could not read it.
+    """
+    listed = _listed_keys(record)
+    missing = [fp for fp, token in listed.items() if not _opens(keyring, token)] if listed else ["unknown"]
+    if missing:
         in_use = ", ".join(keyring.fingerprints)
         raise KeyMismatchError(
-            f"{where} is encrypted with key {stored}, which is not among the keys in use here ({in_use}, "
-            f"from {keyring.source}). Every replica must use the same keys: set {KEYS_ENV} to the key the "
-            "other replicas use (during a rotation: new,old). Nothing was read or written",
-            stored=stored,
+            f"{where} is encrypted with key {', '.join(missing)}, which is not among the keys in use here "
+            f"({in_use}, from {keyring.source}). Every replica must use the same keys: set {KEYS_ENV} to "
+            "the keys the other replicas use (during a rotation: new,old). Nothing was read or written",
+            stored=", ".join(missing),
             in_use=keyring.fingerprints,
-        ) from None
-    return stored
+        )
+    return list(listed)
 
 
 async def read_key_check(inner: Store) -> Value | None:
@@ -125,12 +140,12 @@ class EncryptedStore(Store):
     # -- the key check ------------------------------------------------------------------
 
     async def verify_keys(self) -> str:
-        """Check that the keys in use can open this store; return the fingerprint of the key
-        that signed its key-check record.
+        """Check that the keys in use can open this store; return a fingerprint the record lists.
 
-        Runs once (the first operation calls it); creates the record, signed by the
-        newest key, when there is none. Raises ``KeyMismatchError`` when the record was
-        signed by a key not in the keyring, and every later operation raises it again.
+        Runs once (the first operation calls it). Creates the key-check record when there
+        is none, and adds the newest key to it when it lists only older ones. Raises
+        ``KeyMismatchError`` when the record lists a key the keyring lacks, and every
+        later operation raises it again.
         """
         if self._key_error is not None:
             raise self._key_error
@@ -144,21 +159,55 @@ class EncryptedStore(Store):
         return self._signed_by
 
     async def _check_or_create(self) -> str:
-        for _ in range(3):
-            record = await read_key_check(self.inner)
-            if record is None:
+        newest = self.keyring.fingerprints[0]
+        for _ in range(16):
+            entry = await self.inner.get_versioned(KEY_CHECK_KEY, collection=KEY_CHECK_COLLECTION)
+            if entry is None:
                 fresh = key_check_record(self.keyring)
                 if await self.inner.put_if_absent(KEY_CHECK_KEY, fresh, collection=KEY_CHECK_COLLECTION):
-                    return self.keyring.fingerprints[0]
+                    return newest
                 continue  # another process created it first: check theirs
             try:
-                return check_key_record(record, self.keyring, repr(self.inner))
+                listed = check_key_record(entry.value, self.keyring, repr(self.inner))
             except KeyMismatchError as exc:
                 self._key_error = exc
                 raise
+            if newest in listed:
+                return listed[0]
+            # This process encrypts with a key the record does not list yet (a rotation has
+            # begun): list it first, so that a replica without it is refused when it opens.
+            announced = key_check_record(self.keyring, entry.value)
+            if await self.inner.compare_and_set(
+                KEY_CHECK_KEY, announced, version=entry.version, collection=KEY_CHECK_COLLECTION
+            ):
+                return newest
         raise StoreSetupError(
-            f"the key-check record of {self.inner!r} was deleted again and again while this store opened; "
-            "check that nothing else deletes the collection " + repr(KEY_CHECK_COLLECTION)
+            f"the key-check record of {self.inner!r} kept changing while this store opened; retry, and "
+            "check that nothing else rewrites the collection " + repr(KEY_CHECK_COLLECTION)
+        )
+
+    async def _resign_key_check(self) -> None:
+        """After a rotation: list only the newest key (and keys other processes listed meanwhile
+        that this ring lacks, whose data this rotation could not have touched)."""
+        for _ in range(16):
+            entry = await self.inner.get_versioned(KEY_CHECK_KEY, collection=KEY_CHECK_COLLECTION)
+            others = {
+                fp: token
+                for fp, token in _listed_keys(None if entry is None else entry.value).items()
+                if not _opens(self.keyring, token)
+            }
+            record = key_check_record(self.keyring, {"keys": others})
+            if entry is None:
+                done = await self.inner.put_if_absent(KEY_CHECK_KEY, record, collection=KEY_CHECK_COLLECTION)
+            else:
+                done = await self.inner.compare_and_set(
+                    KEY_CHECK_KEY, record, version=entry.version, collection=KEY_CHECK_COLLECTION
+                )
+            if done:
+                self._signed_by = self.keyring.fingerprints[0]
+                return
+        raise StoreSetupError(
+            f"could not update the key-check record of {self.inner!r}; run the rotation again"
         )
 
     async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -259,10 +308,9 @@ class EncryptedStore(Store):
                 rewritten += sum(await asyncio.gather(*(self._rotate_one(collection, k) for k in batch)))
                 if progress is not None:
                     progress(len(batch), collection)
-        # Every entry is under the newest key now: re-sign the key check with it, so a
-        # process holding only an older key is refused from here on.
-        await self.inner.put(KEY_CHECK_KEY, key_check_record(self.keyring), collection=KEY_CHECK_COLLECTION)
-        self._signed_by = self.keyring.fingerprints[0]
+        # Every entry is under the newest key now: the key check lists only that key, so a
+        # process without it is refused from here on, and one without the old keys is not.
+        await self._resign_key_check()
         return rewritten
 
     async def _rotate_one(self, collection: str, key: str) -> int:
