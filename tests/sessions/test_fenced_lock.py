@@ -111,3 +111,38 @@ async def test_token_refresh_writes_are_fenced(store: Store) -> None:
     await current.set_tokens(OAuthToken(access_token="later", refresh_token="later-refresh"))
     got = await current.get_tokens()
     assert got is not None and got.access_token == "later"
+
+
+async def test_a_refused_refresh_adopts_the_newer_holders_tokens(store: Store) -> None:
+    import httpx2
+    from mcp.client.auth import OAuthClientProvider
+    from mcp.shared.auth import OAuthClientMetadata, OAuthToken
+    from pydantic import AnyUrl
+
+    from fastmcp_sessions.sessions import SessionStore, SingleFlightOAuthClientProvider
+
+    sessions = SessionStore(store)
+    session = await sessions.create("alice", server_url="https://mcp.example.com/mcp")
+    storage = sessions.token_storage("alice", session.session_id)
+    await storage.set_tokens(OAuthToken(access_token="access-0", refresh_token="refresh-0", expires_in=0))
+    provider = SingleFlightOAuthClientProvider(
+        server_url="https://mcp.example.com/mcp",
+        client_metadata=OAuthClientMetadata(redirect_uris=[AnyUrl("http://127.0.0.1/cb")]),
+        storage=storage,
+    )
+    assert isinstance(provider, OAuthClientProvider)
+    provider.context.current_tokens = await storage.get_tokens()
+    paused = storage.refresh_lock(lease=0.3)
+    await paused.acquire()
+    await asyncio.sleep(0.6)  # this process "refreshes" past its lease...
+    newer = sessions.token_storage("alice", session.session_id)
+    async with newer.refresh_lock(lease=30):  # ...while another takes over and stores its tokens
+        await newer.set_tokens(
+            OAuthToken(access_token="access-2", refresh_token="refresh-2", expires_in=3600)
+        )
+    late = httpx2.Response(200, json={"access_token": "access-1", "token_type": "Bearer", "expires_in": 3600})
+    assert await provider._handle_refresh_response(late) is True
+    current = provider.context.current_tokens
+    assert current is not None and current.access_token == "access-2"
+    stored = await storage.get_tokens()
+    assert stored is not None and stored.access_token == "access-2"
