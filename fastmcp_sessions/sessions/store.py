@@ -2,7 +2,8 @@
 
 Key layout (collection ``fastmcp_sessions`` unless configured)::
 
-    u:<identity digest>   ->  {"v": 1, "s": {<session id>: <session record>, ...}}
+    u:<identity digest>   ->  {"v": 1, "s": {<session id>: <session record>, ...},
+                               "__fences__": {<refresh lock name>: <highest fencing token>}}
 
 One record per identity holds all of that identity's sessions, OAuth data included.
 Why one record rather than one per session plus an index, or a collection per
@@ -17,6 +18,9 @@ identity:
   processes changing different fields of one session both land, and the
   per-identity cap is exact.
 * Round trips: ``get`` and ``list`` 1, ``create``/``update``/``delete`` 2, ``purge`` 2.
+* Token writes made while the session's refresh lock is held are fenced in the same
+  compare-and-set (``__fences__``, as ``Store.put_fenced``), and every other write keeps
+  the fences, so a refresher paused past its lease cannot overwrite newer tokens.
 
 The cost is that all sessions of one identity share a record: it grows with that
 identity's sessions (a few KB each with tokens) and their writes contend. Both are
