@@ -210,4 +210,9 @@ class PendingFlow(BaseModel):
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            yield name, (self.state[:6] + "..." if name == "state" else value)
+            if name == "state":
+                yield name, self.state[:6] + "..."
+            elif name in ("server_url", "redirect_uri") and isinstance(value, str):
+                yield name, redact_url(value)
+            else:
+                yield name, value
