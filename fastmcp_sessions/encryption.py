@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from fastmcp_sessions._values import clone, dumps_validated
-from fastmcp_sessions.errors import DecryptionError, DeserializationError, StoreSetupError
+from fastmcp_sessions.errors import DecryptionError, DeserializationError, MissingKeyError, StoreSetupError
 
 logger = logging.getLogger("fastmcp_sessions")
 
@@ -35,6 +35,9 @@ KEYS_ENV = "FASTMCP_SESSIONS_KEYS"
 """Environment variable with comma-separated Fernet keys, newest first."""
 
 KEY_FILE_NAME = "fastmcp-sessions.key"
+
+GENERATE_KEY_COMMAND = "python -c 'from fastmcp_sessions import Keyring; print(Keyring.generate_key())'"
+"""A shell command that prints one new Fernet key."""
 
 
 class Keyring:
@@ -119,9 +122,17 @@ def load_keyring(
     *,
     app_name: str = "fastmcp",
     key_file: str | os.PathLike[str] | None = None,
+    shared_store: str | None = None,
+    env_names: Sequence[str] = (KEYS_ENV,),
 ) -> Keyring:
     """Find the encryption keys, in this order: ``keys`` passed in; env ``FASTMCP_SESSIONS_KEYS``
-    (comma-separated, newest first); the key file (created 0600 with a new key on first use)."""
+    (comma-separated, newest first); the key file (created 0600 with a new key on first use).
+
+    ``shared_store`` names a store shared over the network: then no key file is read or
+    created (it would be local to this machine, so replicas would disagree) and
+    ``MissingKeyError`` says how to make one key and share it. ``env_names`` are the
+    variables that message suggests.
+    """
     if isinstance(keys, Keyring):
         return keys
     if isinstance(keys, str | bytes):
@@ -131,8 +142,20 @@ def load_keyring(
     env = os.environ.get(KEYS_ENV, "").strip()
     if env:
         return Keyring(env.split(","), source=f"env {KEYS_ENV}")
+    if shared_store is not None:
+        raise MissingKeyError(missing_key_message(shared_store, env_names))
     path = Path(key_file) if key_file is not None else default_key_file(app_name)
     return Keyring(_read_or_create_key_file(path), source=f"key file {path}")
+
+
+def missing_key_message(store: str, env_names: Sequence[str] = (KEYS_ENV,)) -> str:
+    """What to do when an encrypted store shared over the network has no keys."""
+    return (
+        f"{store} is shared over the network and encrypted, but no encryption key was given: a key file "
+        "would exist on this machine only, so each replica would encrypt with a different key. Generate "
+        f"one key once with `{GENERATE_KEY_COMMAND}` and set {' or '.join(env_names)} to it on every "
+        "replica (or pass keys=)"
+    )
 
 
 def _read_or_create_key_file(path: Path) -> list[str]:

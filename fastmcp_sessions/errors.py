@@ -33,9 +33,12 @@ __all__ = [
     "EntryTooLargeError",
     "InvalidKeyError",
     "InvalidTTLError",
+    "KeyMismatchError",
     "KeyValueOperationError",
     "KeyValueStoreError",
+    "MissingKeyError",
     "SerializationError",
+    "StaleFencingTokenError",
     "StoreClosedError",
     "StoreConnectionError",
     "StoreSetupError",
@@ -97,3 +100,53 @@ class StoreClosedError(KeyValueStoreError):
 
     def __init__(self, store: str) -> None:
         super().__init__(f"{store} is closed; open a new store (or use it inside `async with`)")
+
+
+class StaleFencingTokenError(KeyValueOperationError):
+    """A fenced write carried a fencing token lower than one already written for its lock.
+
+    The writer lost its lock (its lease ran out, for instance while it was paused) and
+    a later holder has written since; nothing was written.
+    """
+
+    def __init__(self, collection: str, key: str, lock: str, token: int, highest: int) -> None:
+        super().__init__(
+            message=(
+                f"refused a write to key {key!r} in collection {collection!r}: it carries fencing token "
+                f"{token} of lock {lock!r}, but token {highest} has already written there, so this holder "
+                "lost the lock (its lease ran out). Nothing was written; acquire the lock again and "
+                "re-read the value before writing"
+            ),
+            extra_info={
+                "collection": collection,
+                "key": key,
+                "lock": lock,
+                "token": token,
+                "highest": highest,
+            },
+        )
+
+
+class MissingKeyError(StoreSetupError):
+    """An encrypted store shared over the network was opened without keys.
+
+    A key file would be local to one machine, so each replica would make its own key
+    and none could read the others' data: the keys must be given.
+    """
+
+
+class KeyMismatchError(StoreSetupError, DecryptionError):
+    """The store's data was encrypted with a key that is not among the keys in use.
+
+    Raised when the store opens, before anything is read or written; also a
+    ``DecryptionError``, so code that catches that keeps working.
+
+    ``stored`` is the fingerprint of the key that wrote the store's key-check record,
+    ``in_use`` the fingerprints of this process's keys (newest first); both are short
+    non-secret hashes.
+    """
+
+    def __init__(self, message: str, *, stored: str, in_use: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.stored = stored
+        self.in_use = in_use

@@ -6,7 +6,7 @@ Server side::
     from fastmcp_sessions.fastmcp import server_storage
 
     storage = server_storage("redis://cache:6379/0", server_name="billing")
-    mcp = FastMCP("billing", **storage.kwargs())              # session_state_store
+    mcp = FastMCP("billing", **storage.kwargs())              # session_state_store, key check at startup
     app = mcp.http_app(**storage.http_app_kwargs())           # event_store (resumable SSE)
     mcp.add_middleware(storage.response_caching_middleware(cacheable_tools=["word_count"]))
     enable_subscriptions(mcp, storage.subscription_bus)        # change notifications, every replica
@@ -27,17 +27,18 @@ any store and refresh single-flight across processes.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastmcp.client.auth.oauth import OAuth
 from fastmcp.server.event_store import EventStore
+from fastmcp.server.lifespan import ContextManagerLifespan, Lifespan
 from mcp.server.request_state import RequestStateSecurity
 
 from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions.buses import Bus, bus_for_store
-from fastmcp_sessions.encryption import Keyring, load_keyring
+from fastmcp_sessions.encryption import KEYS_ENV, Keyring, load_keyring
 from fastmcp_sessions.fastmcp_caching import SafeResponseCachingMiddleware
 from fastmcp_sessions.fastmcp_subscriptions import (
     Subscriptions,
@@ -49,7 +50,7 @@ from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
 from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
 from fastmcp_sessions.stores.base import Store
-from fastmcp_sessions.stores.encrypted import EncryptedStore
+from fastmcp_sessions.stores.encrypted import KEY_CHECK_COLLECTION, EncryptedStore, shared_over_network
 from fastmcp_sessions.stores.namespaced import NamespacedStore
 from fastmcp_sessions.stores.registry import app_name_from_env, open_store
 
@@ -103,12 +104,43 @@ class ServerStorage(AsyncClosing):
         if self.subscription_bus is None:
             self.subscription_bus = bus_for_store(self.store, server_name=self.server_name)
 
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``FastMCP(...)``."""
-        kwargs: dict[str, Any] = {"session_state_store": self.session_state_store}
+    def kwargs(self, *, lifespan: Any = None) -> dict[str, Any]:
+        """Keyword arguments for ``FastMCP(...)``: the session state store, shared request-state
+        keys and a lifespan.
+
+        The lifespan runs ``check()`` when the server starts, so a replica whose keys
+        differ from the others' refuses to start instead of failing requests (an OAuth
+        login half-way through, for instance). Pass your own ``lifespan`` here, not to
+        ``FastMCP``: it runs after the check.
+        """
+        checked = Lifespan(self._startup)
+        if lifespan is not None:
+            checked = checked | (
+                lifespan if isinstance(lifespan, Lifespan) else ContextManagerLifespan(lifespan)
+            )
+        kwargs: dict[str, Any] = {"session_state_store": self.session_state_store, "lifespan": checked}
         if self.request_state_security is not None:
             kwargs["request_state_security"] = self.request_state_security
         return kwargs
+
+    async def check(self) -> None:
+        """Open every part now and check its encryption keys; raise instead of serving with wrong ones.
+
+        Raises ``KeyMismatchError`` (naming the stored and the local key fingerprints)
+        when the data or the OAuth proxy storage was encrypted with keys this process
+        does not have, and ``StoreConnectionError`` when the store cannot be reached.
+        """
+        for part in (self.store, self.oauth_client_storage):
+            encrypted = _encrypted_layer(part)
+            if encrypted is not None:
+                await encrypted.verify_keys()
+        if type(self.store).handles_encryption:
+            # The disk store checks its key when its database opens: any read shows the result.
+            await self.store.get("startup-check", collection=KEY_CHECK_COLLECTION)
+
+    async def _startup(self, server: Any) -> AsyncIterator[dict[str, Any]]:
+        await self.check()
+        yield {}
 
     def http_app_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``mcp.http_app(...)`` or ``mcp.run(transport="http", ...)``."""
@@ -189,7 +221,7 @@ def server_storage(
     def part(name: str) -> NamespacedStore:
         return NamespacedStore(base, f"{prefix}/{name}")
 
-    keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"))
+    keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"), base)
     return ServerStorage(
         server_name=server_name,
         store=base,
@@ -201,13 +233,19 @@ def server_storage(
         response_cache_storage=part("cache"),
         owns_store=owns,
         subscription_bus=bus_for_store(base, server_name=server_name),
-        request_state_security=_shared_request_state(open_options, server_name, request_state_ttl),
+        request_state_security=_shared_request_state(open_options, server_name, request_state_ttl, base),
     )
 
 
-def _shared_request_state(open_options: dict[str, Any], server_name: str, ttl: float) -> RequestStateSecurity:
-    app_name = open_options.get("app_name") or app_name_from_env()
-    keyring = load_keyring(open_options.get("keys"), app_name=app_name)
+def _shared_request_state(
+    open_options: dict[str, Any], server_name: str, ttl: float, base: Store
+) -> RequestStateSecurity:
+    # Replicas on a network store must all derive the same keys: never from a local key file.
+    keyring = load_keyring(
+        open_options.get("keys"),
+        app_name=open_options.get("app_name") or app_name_from_env(),
+        shared_store=f"the request state of the replicas on {base!r}" if shared_over_network(base) else None,
+    )
     return request_state_security(keyring, server_name=server_name, ttl=ttl)
 
 
@@ -223,12 +261,29 @@ def request_state_security(keyring: Keyring, *, server_name: str, ttl: float = 6
     return RequestStateSecurity(keys=keys, ttl=ttl, audience=server_name)
 
 
-def _oauth_keyring(keys: Keyring | Sequence[str | bytes] | str | None, app_name: str | None) -> Keyring:
+def _oauth_keyring(
+    keys: Keyring | Sequence[str | bytes] | str | None, app_name: str | None, base: Store
+) -> Keyring:
     if keys is None:
         env = os.environ.get(OAUTH_KEYS_ENV, "").strip()
         if env:
             return Keyring(env.split(","), source=f"env {OAUTH_KEYS_ENV}")
-    return load_keyring(keys, app_name=app_name or app_name_from_env())
+    return load_keyring(
+        keys,
+        app_name=app_name or app_name_from_env(),
+        shared_store=f"the OAuth proxy storage on {base!r}" if shared_over_network(base) else None,
+        env_names=(OAUTH_KEYS_ENV, KEYS_ENV),
+    )
+
+
+def _encrypted_layer(store: Store) -> EncryptedStore | None:
+    """The ``EncryptedStore`` ``store`` is or wraps (through views), if any."""
+    seen: Store | None = store
+    while isinstance(seen, Store):
+        if isinstance(seen, EncryptedStore):
+            return seen
+        seen = getattr(seen, "inner", None)
+    return None
 
 
 class StoreOAuth(SingleFlightOAuthClientProvider, OAuth):

@@ -11,7 +11,7 @@ import pytest
 
 from fastmcp_sessions import EncryptedStore, Keyring, MemoryStore, open_store
 from fastmcp_sessions.encryption import KEYS_ENV, default_key_file, load_keyring
-from fastmcp_sessions.errors import DecryptionError, StoreSetupError
+from fastmcp_sessions.errors import DecryptionError, KeyMismatchError, StoreSetupError
 
 KEY = Keyring.generate_key()
 
@@ -66,7 +66,9 @@ async def test_wrong_key_names_collection_and_key_and_overwrites_nothing() -> No
     inner = MemoryStore()
     await EncryptedStore(inner, keys=[KEY]).put("k", {"v": 1}, collection="c")
     before = await inner.get("k", collection="c")
-    wrong = EncryptedStore(inner, keys=[Keyring.generate_key()])
+    with pytest.raises(KeyMismatchError):  # refused as the store opens, by its key-check record
+        await EncryptedStore(inner, keys=[Keyring.generate_key()]).get("k", collection="c")
+    wrong = EncryptedStore(inner, keys=[Keyring.generate_key()], key_check=False)
     with pytest.raises(DecryptionError) as info:
         await wrong.get("k", collection="c")
     assert "'c'" in str(info.value) and "'k'" in str(info.value)

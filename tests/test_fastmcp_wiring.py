@@ -89,7 +89,13 @@ async def test_servers_sharing_a_store_are_namespaced() -> None:
         with pytest.raises(ToolError):
             await client_b.call_tool("recall", {"session_id": session_id})
     collections = await shared.collections()
-    assert collections and all(c.startswith("fastmcp/a/state/") for c in collections)
+    # Each server's OAuth storage keeps its key-check record (written at startup) in its own namespace.
+    data = [c for c in collections if not c.endswith("/fastmcp_sessions_key_check")]
+    assert data and all(c.startswith("fastmcp/a/state/") for c in data)
+    assert sorted(set(collections) - set(data)) == [
+        "fastmcp/a/oauth/fastmcp_sessions_key_check",
+        "fastmcp/b/oauth/fastmcp_sessions_key_check",
+    ]
     await a.close()  # passed-in store: not closed
     assert await shared.collections() == collections
 

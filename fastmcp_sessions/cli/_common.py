@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from fastmcp_sessions._redact import is_secret_param, redact_url
 from fastmcp_sessions.encryption import KEYS_ENV
-from fastmcp_sessions.stores._url import is_secret_param, redact_url
 
 # -- errors ----------------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ from fastmcp_sessions.cli._common import (
     safe_url,
 )
 from fastmcp_sessions.cli._stores import chosen_url, close_quietly, open_cli_store
-from fastmcp_sessions.encryption import KEYS_ENV, Keyring, default_key_file
+from fastmcp_sessions.encryption import KEYS_ENV, Keyring, default_key_file, missing_key_message
+from fastmcp_sessions.errors import KeyMismatchError
 from fastmcp_sessions.stores._url import parse_bool
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.registry import app_name_from_env, selected_url, store_class
@@ -221,15 +222,7 @@ async def _diagnose_server(report: Report, url: str, scheme: str) -> None:
     _check_transport(report, url, scheme, options)
     keyring: Keyring | None = None
     if encrypted:
-        app_name = options.get("app_name") or app_name_from_env()
-        key_file = _key_file(options, app_name)
-        if _diagnose_keys(report, key_file, data_exists=False):
-            keyring = _keyring_if_available(key_file)
-        if keyring is None and not os.environ.get(KEYS_ENV, "").strip():
-            report.add(
-                "warning",
-                f"every replica must use the same key: set {KEYS_ENV} on each (a key file is per machine)",
-            )
+        keyring = _network_keyring(report, url)
     else:
         report.add(
             "info", "values are stored unencrypted on the server; add ?encryption=true to encrypt them"
@@ -291,19 +284,20 @@ async def _diagnose_postgresql(report: Report, url: str) -> bool:
     return True
 
 
-def _keyring_if_available(key_file: Path) -> Keyring | None:
+def _network_keyring(report: Report, url: str) -> Keyring | None:
+    """The keys of an encrypted store on a server: only ever from the environment (never a key file)."""
     env = os.environ.get(KEYS_ENV, "").strip()
-    try:
-        if env:
-            return Keyring(env.split(","), source=f"env {KEYS_ENV}")
-        if key_file.exists():
-            lines = [line.strip() for line in key_file.read_text(encoding="ascii").splitlines()]
-            return Keyring(
-                [ln for ln in lines if ln and not ln.startswith("#")], source=f"key file {key_file}"
-            )
-    except (OSError, UnicodeDecodeError, BaseKeyValueError):
+    if not env:
+        report.add("error", f"key missing: {missing_key_message(safe_url(url))}")
         return None
-    return None
+    report.key_source = f"env {KEYS_ENV}"
+    try:
+        keyring = Keyring(env.split(","), source=report.key_source)
+    except BaseKeyValueError as exc:
+        report.add("error", str(exc))
+        return None
+    report.fingerprints = list(keyring.fingerprints)
+    return keyring
 
 
 def _check_transport(report: Report, url: str, scheme: str, options: dict[str, str]) -> None:
@@ -421,7 +415,7 @@ async def _probe(
             timings.append((time.perf_counter() - start) * 1000)
         report.reachable = True
         report.latency_ms = statistics.median(timings)
-        if keyring is not None:
+        if keyring is not None and await _check_key_record(report, store, keyring):
             await _check_decryption(report, store, keyring)
     except DecryptionError:
         report.reachable = True
@@ -444,12 +438,43 @@ async def _probe(
         await close_quietly(store)
 
 
-async def _check_decryption(report: Report, inner: Store, keyring: Keyring) -> None:
-    from fastmcp_sessions.stores.encrypted import EncryptedStore
+async def _check_key_record(report: Report, inner: Store, keyring: Keyring) -> bool:
+    """Compare the keys in use with the store's key-check record (read only); False on a mismatch."""
+    from fastmcp_sessions.stores.encrypted import check_key_record, read_key_check
 
-    sample = EncryptedStore(inner, keys=keyring)
-    for collection in await inner.collections(limit=3):
-        if collection == PROBE_COLLECTION:
+    record = await read_key_check(inner)
+    if record is None:
+        report.add(
+            "info",
+            "no key-check record yet: the first replica that opens the store writes one with its newest key",
+        )
+        return True
+    try:
+        listed = check_key_record(record, keyring, safe_url(report.url))
+    except KeyMismatchError as exc:
+        report.add("error", f"key mismatch: {exc.message}")
+        return False
+    if len(listed) > 1:
+        report.add(
+            "info",
+            f"a key rotation is under way: the data may be encrypted with {', '.join(listed)}; once every "
+            "replica has the new key first, finish it with `fastmcp-sessions rotate-key`",
+        )
+    elif keyring.fingerprints[0] not in listed:
+        report.add(
+            "info",
+            f"the newest key here ({keyring.fingerprints[0]}) has not encrypted anything in this store yet: "
+            "the first replica that opens it with this key starts a rotation",
+        )
+    return True
+
+
+async def _check_decryption(report: Report, inner: Store, keyring: Keyring) -> None:
+    from fastmcp_sessions.stores.encrypted import KEY_CHECK_COLLECTION, EncryptedStore
+
+    sample = EncryptedStore(inner, keys=keyring, key_check=False)  # the doctor never writes
+    for collection in await inner.collections(limit=4):
+        if collection in (PROBE_COLLECTION, KEY_CHECK_COLLECTION):
             continue
         for key in await inner.keys(collection, limit=1):
             try:

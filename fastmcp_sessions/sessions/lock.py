@@ -26,9 +26,11 @@ Algorithm (only the public ``Store`` contract is used):
 * **Renewal** (``renew=True``): a background task extends the lease every third of
   it while held; if that ever fails, ``lost`` becomes true.
 
-Use the fencing token when the protected resource can check it (reject writes
-carrying a token lower than one already seen): a lease lock alone cannot stop a
-holder that was paused past its lease.
+A lease lock alone cannot stop a holder that was paused past its lease, so write
+what the lock protects with ``Lock.put_fenced`` (``Store.put_fenced`` with this lock's
+name and token): the record keeps the highest token written, and a write carrying a
+lower one raises ``StaleFencingTokenError`` instead of overwriting the newer holder's
+data. The session layer's own critical sections (token refresh) write this way.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import enum
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any, Self
 
 from fastmcp_sessions._closing import AsyncContext
@@ -136,6 +139,23 @@ class Lock(AsyncContext):
         if self._fence is None:
             raise LockNotHeldError(self.name, "read the fencing token of")
         return self._fence
+
+    async def put_fenced(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        collection: str | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        """Write ``value`` to this lock's store, fenced by this holder's token.
+
+        Raises ``StaleFencingTokenError`` (and writes nothing) when a later holder of the
+        lock has already written ``key``: this holder's lease ran out meanwhile.
+        """
+        await self.store.put_fenced(
+            key, value, lock=self.name, token=self.fencing_token, collection=collection, ttl=ttl
+        )
 
     def _expired(self, entry: Versioned) -> bool:
         return entry.ttl is not None and entry.ttl <= GRACE

@@ -4,6 +4,11 @@ Secrets (access and refresh tokens, client secrets, PKCE verifiers) are
 ``pydantic.SecretStr`` or are masked by ``__repr_args__``, so no repr, ``str()``,
 log line or error message built from these models shows them. Use
 ``.get_secret_value()`` (or the ``to_*`` converters) where the real value is needed.
+
+A ``Session``'s server URL may carry credentials (``https://bob:pw@host/mcp?api_key=...``)
+and its headers API keys: its repr, ``str()`` and ``model_dump()``/``model_dump_json()``
+redact both. The attributes (``session.server_url``, ``session.headers``) are the real
+values, and ``model_dump(context=REVEAL)`` dumps them unredacted.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, FieldSerializationInfo, SecretStr, field_serializer
 
+from fastmcp_sessions._redact import redact_url
 from fastmcp_sessions.sessions._redact import MASK
 
 if TYPE_CHECKING:
@@ -20,6 +26,7 @@ if TYPE_CHECKING:
     from fastmcp_sessions.sessions._mcp import RedactedClientInformation, RedactedOAuthToken
 
 __all__ = [
+    "REVEAL",
     "AuthStatus",
     "OAuthClient",
     "OAuthTokens",
@@ -35,6 +42,14 @@ Transport = Literal["streamable_http", "sse"]
 AuthStatus = Literal["none", "pending", "authorized"]
 """``pending``: an OAuth flow is under way (the session lives 10 minutes unless it completes);
 ``authorized``: tokens were stored; ``none``: the server needs no OAuth (or none was started)."""
+
+REVEAL = {"reveal_secrets": True}
+"""Pass as ``model_dump(context=REVEAL)`` to dump a ``Session`` with its real URL and header values."""
+
+
+def _reveal(info: FieldSerializationInfo) -> bool:
+    context = info.context
+    return isinstance(context, dict) and context.get("reveal_secrets") is True
 
 
 def to_datetime(timestamp: float) -> datetime:
@@ -113,7 +128,10 @@ class SessionOAuth(BaseModel):
 class Session(BaseModel):
     """One MCP client session of one identity with one remote MCP server.
 
-    ``headers`` may hold credentials (API keys), so the repr shows only their names.
+    ``server_url`` and ``callback_url`` may carry credentials and ``headers`` API keys:
+    repr, ``str()`` and ``model_dump``/``model_dump_json`` show the URLs with passwords
+    and secret query values as ``***`` and only the header names. Read the attributes
+    (or dump with ``context=REVEAL``) for the real values.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -138,12 +156,26 @@ class Session(BaseModel):
     """Free-form JSON data of the application."""
     oauth: SessionOAuth = Field(default_factory=SessionOAuth)
 
+    def real_headers(self) -> dict[str, str]:
+        """The headers with their real values (a copy)."""
+        return dict(self.headers)
+
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
             if name == "headers":
                 yield name, dict.fromkeys(self.headers, MASK)
+            elif name in ("server_url", "callback_url") and isinstance(value, str):
+                yield name, redact_url(value)
             else:
                 yield name, value
+
+    @field_serializer("server_url", "callback_url")
+    def _dump_url(self, url: str | None, info: FieldSerializationInfo) -> str | None:
+        return url if url is None or _reveal(info) else redact_url(url)
+
+    @field_serializer("headers")
+    def _dump_headers(self, headers: dict[str, str], info: FieldSerializationInfo) -> dict[str, str]:
+        return dict(headers) if _reveal(info) else dict.fromkeys(headers, MASK)
 
 
 class PendingFlow(BaseModel):
@@ -169,4 +201,9 @@ class PendingFlow(BaseModel):
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            yield name, (self.state[:6] + "..." if name == "state" else value)
+            if name == "state":
+                yield name, self.state[:6] + "..."
+            elif name in ("server_url", "redirect_uri") and isinstance(value, str):
+                yield name, redact_url(value)
+            else:
+                yield name, value

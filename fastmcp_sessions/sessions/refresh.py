@@ -17,6 +17,7 @@ from typing import Any
 import httpx2
 from mcp.client.auth import OAuthClientProvider
 
+from fastmcp_sessions.errors import StaleFencingTokenError
 from fastmcp_sessions.sessions._keys import short_digest
 from fastmcp_sessions.sessions.lock import DEFAULT_LOCK_COLLECTION, Lock
 from fastmcp_sessions.stores.base import Store
@@ -157,9 +158,25 @@ class SingleFlightOAuthClientProvider(OAuthClientProvider):
 
     async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
         try:
-            return await super()._handle_refresh_response(response)
+            try:
+                return await super()._handle_refresh_response(response)
+            except StaleFencingTokenError:
+                # This process was paused past its lease and another refreshed meanwhile:
+                # its tokens are the live ones; ours were refused by the fenced write.
+                logger.warning("a newer holder of the refresh lock stored tokens first; using those")
+                return await self._sf_adopt_stored()
         finally:
             await self._sf_release(_FLOW.get())
+
+    async def _sf_adopt_stored(self) -> bool:
+        context = self.context
+        stored = await context.storage.get_tokens()
+        if stored is None:
+            context.clear_tokens()
+            return False
+        context.current_tokens = stored
+        context.token_expiry_time = await self._sf_stored_expiry()
+        return True
 
     async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         flow = object()

@@ -2,7 +2,8 @@
 
 Key layout (collection ``fastmcp_sessions`` unless configured)::
 
-    u:<identity digest>   ->  {"v": 1, "s": {<session id>: <session record>, ...}}
+    u:<identity digest>   ->  {"v": 1, "s": {<session id>: <session record>, ...},
+                               "__fences__": {<refresh lock name>: <highest fencing token>}}
 
 One record per identity holds all of that identity's sessions, OAuth data included.
 Why one record rather than one per session plus an index, or a collection per
@@ -17,6 +18,9 @@ identity:
   processes changing different fields of one session both land, and the
   per-identity cap is exact.
 * Round trips: ``get`` and ``list`` 1, ``create``/``update``/``delete`` 2, ``purge`` 2.
+* Token writes made while the session's refresh lock is held are fenced in the same
+  compare-and-set (``__fences__``, as ``Store.put_fenced``), and every other write keeps
+  the fences, so a refresher paused past its lease cannot overwrite newer tokens.
 
 The cost is that all sessions of one identity share a record: it grows with that
 identity's sessions (a few KB each with tokens) and their writes contend. Both are
@@ -56,6 +60,7 @@ from fastmcp_sessions.sessions.models import (
 from fastmcp_sessions.sessions.oauth import OAuthFlows, identity_store
 from fastmcp_sessions.sessions.registry import ServerRegistry, normalize_url, server_id
 from fastmcp_sessions.stores.base import Store
+from fastmcp_sessions.stores.fencing import carry_fences, fenced
 from fastmcp_sessions.stores.namespaced import NamespacedStore
 
 if TYPE_CHECKING:
@@ -177,18 +182,28 @@ class SessionStore:
         return {sid: s for sid, s in sessions.items() if float(s.get("expires", 0)) > now}
 
     async def _modify(
-        self, identity: str, fn: Callable[[_Sessions, float], _Sessions | _NoChange]
+        self,
+        identity: str,
+        fn: Callable[[_Sessions, float], _Sessions | _NoChange],
+        *,
+        fence: tuple[str, int] | None = None,
     ) -> _Sessions:
         """Atomically replace ``identity``'s live sessions with ``fn(sessions, now)``; return the result.
 
         One read and one conditional write per attempt. ``fn`` may raise to abort
-        (nothing is written) and may run more than once.
+        (nothing is written) and may run more than once. With ``fence`` (lock name,
+        fencing token) the write is fenced as ``Store.put_fenced`` is, in the same
+        compare-and-set: a token lower than one already written raises
+        ``StaleFencingTokenError``. Unfenced writes keep the record's fences.
         """
         key = self._key(identity)
         async for _ in Retries(self.max_attempts, first=0.001, cap=0.05):
             current = await self.store.get_versioned(key, collection=self.collection)
+            stored = None if current is None else current.value
+            if fence is not None:  # refuse a stale holder before anything else
+                fenced(stored, {}, lock=fence[0], token=fence[1], collection=self.collection, key=key)
             now = time.time()
-            live = self._live(None if current is None else current.value, now)
+            live = self._live(stored, now)
             new = fn(live, now)
             if isinstance(new, _NoChange):
                 return live
@@ -199,7 +214,13 @@ class SessionStore:
                     return {}
             else:
                 ttl = max(float(s["expires"]) for s in new.values()) - now + _RECORD_SLACK
-                record = {"v": 1, "s": new}
+                record: dict[str, Any] = {"v": 1, "s": new}
+                if fence is None:
+                    record = carry_fences(stored, record)
+                else:
+                    record = fenced(
+                        stored, record, lock=fence[0], token=fence[1], collection=self.collection, key=key
+                    )
                 if current is None:
                     done = await self.store.put_if_absent(key, record, collection=self.collection, ttl=ttl)
                 else:
@@ -416,6 +437,7 @@ class SessionStore:
         change: Callable[[dict[str, Any], float], None],
         *,
         authorize: bool = False,
+        fence: tuple[str, int] | None = None,
     ) -> None:
         def apply(sessions: _Sessions, now: float) -> _Sessions:
             record = sessions.get(session_id)
@@ -430,16 +452,18 @@ class SessionStore:
             self._slide(record, now)
             return sessions
 
-        await self._modify(identity, apply)
+        await self._modify(identity, apply, fence=fence)
 
-    async def _set_tokens(self, identity: str, session_id: str, tokens: OAuthToken) -> None:
+    async def _set_tokens(
+        self, identity: str, session_id: str, tokens: OAuthToken, *, fence: tuple[str, int] | None = None
+    ) -> None:
         data = tokens.model_dump(mode="json", exclude_none=True)
 
         def change(oauth: dict[str, Any], now: float) -> None:
             oauth["tokens"] = data
             oauth["token_expires_at"] = None if tokens.expires_in is None else now + int(tokens.expires_in)
 
-        await self._change_oauth(identity, session_id, change, authorize=True)
+        await self._change_oauth(identity, session_id, change, authorize=True, fence=fence)
 
     async def _set_client(
         self, identity: str, session_id: str, client_info: OAuthClientInformationFull
@@ -463,11 +487,14 @@ class SessionStore:
     def _refresh_lock(self, identity: str, session_id: str, *, lease: float, timeout: float | None) -> Lock:
         return Lock(
             self.store,
-            f"oauth-refresh/{self._hash(identity)}/{session_id}",
+            self._refresh_lock_name(identity, session_id),
             lease=lease,
             timeout=timeout,
             collection=DEFAULT_LOCK_COLLECTION,
         )
+
+    def _refresh_lock_name(self, identity: str, session_id: str) -> str:
+        return f"oauth-refresh/{self._hash(identity)}/{session_id}"
 
 
 # -- conversion and validation ------------------------------------------------------------
@@ -486,6 +513,7 @@ class SessionTokenStorage:
         self.sessions = sessions
         self.identity = check_identity(identity)
         self.session_id = session_id
+        self._lock: Lock | None = None
 
     def __repr__(self) -> str:
         return f"SessionTokenStorage(session={self.session_id[:6]}...)"
@@ -496,8 +524,15 @@ class SessionTokenStorage:
         return None if oauth is None or oauth.tokens is None else oauth.tokens.to_oauth_token()
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
-        """Store ``tokens``; the absolute expiry is computed from ``expires_in`` now."""
-        await self.sessions._set_tokens(self.identity, self.session_id, tokens)
+        """Store ``tokens``; the absolute expiry is computed from ``expires_in`` now.
+
+        While this storage's refresh lock is held, the write is fenced by its token: a
+        holder whose lease ran out and was taken over gets ``StaleFencingTokenError``
+        and the newer holder's tokens stay.
+        """
+        lock = self._lock
+        fence = (lock.name, lock.fencing_token) if lock is not None and lock.held else None
+        await self.sessions._set_tokens(self.identity, self.session_id, tokens, fence=fence)
 
     async def get_token_expiry(self) -> float | None:
         """Unix time at which the stored access token expires, or ``None`` if unknown or never."""
@@ -524,8 +559,12 @@ class SessionTokenStorage:
         await self.sessions._clear_oauth(self.identity, self.session_id, client=True)
 
     def refresh_lock(self, *, lease: float = 30.0, timeout: float | None = 60.0) -> Lock:
-        """The lock that makes token refresh of this session single-flight across processes."""
-        return self.sessions._refresh_lock(self.identity, self.session_id, lease=lease, timeout=timeout)
+        """The lock that makes token refresh of this session single-flight across processes.
+
+        ``set_tokens`` is fenced by the last lock handed out here while it is held.
+        """
+        self._lock = self.sessions._refresh_lock(self.identity, self.session_id, lease=lease, timeout=timeout)
+        return self._lock
 
 
 def _oauth(data: Any) -> SessionOAuth:

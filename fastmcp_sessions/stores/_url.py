@@ -6,19 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-_SECRET_PARAMS = ("password", "secret", "token", "key", "keys", "credential", "sig")
+from fastmcp_sessions._redact import is_secret_param, redact_url, replace_query
 
-
-def is_secret_param(name: str) -> bool:
-    """Whether the query parameter ``name`` holds a secret value (printed as ``***``).
-
-    ``*_env`` parameters (``key_env=VAR``) hold the *name* of an environment variable,
-    which an operator needs to see; the variable's value is what stays secret.
-    """
-    lowered = name.lower()
-    if lowered.endswith("_env"):
-        return False
-    return any(s in lowered for s in _SECRET_PARAMS)
+__all__ = ["is_secret_param", "parse_bool", "redact_url", "replace_query", "take_query_options"]
 
 
 def parse_bool(text: str) -> bool:
@@ -50,40 +40,3 @@ def take_query_options(
         except ValueError as exc:
             raise ValueError(f"{scheme}:// option {name}: {exc}") from None
     return options
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password and secret-looking query values replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hosts = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
-        netloc = f"{user}:***@{hosts}" if ":" in userinfo else f"***@{hosts}" if not user else netloc
-    query = "&".join(
-        f"{name}=***" if is_secret_param(name) else f"{name}={value}"
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return _join(url, netloc, query)
-
-
-def replace_query(url: str, query: str) -> str:
-    """``url`` with its query string replaced (scheme, ``//`` and path kept exactly)."""
-    return _join(url, urlsplit(url).netloc, query)
-
-
-def _join(url: str, netloc: str, query: str) -> str:
-    # urlunsplit drops "//" for schemes it does not know (memory://), so build the string here.
-    parts = urlsplit(url)
-    has_authority = url[len(parts.scheme) + 1 :].startswith("//")
-    # No scheme (a typo such as "redis//host"): print the text as given, without a stray ":".
-    text = (
-        (f"{parts.scheme}:" if parts.scheme else "")
-        + (f"//{netloc}" if has_authority else netloc)
-        + parts.path
-    )
-    if query:
-        text += f"?{query}"
-    if parts.fragment:
-        text += f"#{parts.fragment}"
-    return text

@@ -36,6 +36,7 @@ from fastmcp_sessions.errors import (
     StoreClosedError,
     StoreConnectionError,
 )
+from fastmcp_sessions.stores.fencing import check_token, fenced
 
 Value = dict[str, Any]
 RotationProgress = Callable[[int, str], object]
@@ -72,6 +73,13 @@ class Store(AsyncClosing, ABC):
 
     handles_encryption: ClassVar[bool] = False
     """True when the backend takes ``encryption=`` itself (the disk store)."""
+
+    shared_over_network: ClassVar[bool] = False
+    """True when the data lives on a server that several machines (replicas) share.
+
+    An ``EncryptedStore`` over such a backend never creates a local key file: every
+    replica must be given the same keys (``keys=`` or env ``FASTMCP_SESSIONS_KEYS``).
+    """
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     """Driver exceptions meaning "the backend cannot be reached"; raised as ``StoreConnectionError``."""
@@ -274,6 +282,40 @@ class Store(AsyncClosing, ABC):
                     if await self._call(self._swap, c, k, new, current.version, keep):
                         return clone(new)
         raise ConflictError(c, k, attempts)
+
+    async def put_fenced(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        lock: str,
+        token: int,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        """Store ``value`` unless a write with a higher fencing token of ``lock`` landed first.
+
+        ``token`` is the holder's ``Lock.fencing_token``. The record keeps the highest
+        token written per lock in its reserved field ``__fences__`` (readers see it), so
+        the check and the write are one compare-and-set: atomic on every backend. A
+        lower token raises ``StaleFencingTokenError`` and writes nothing; an equal one
+        (the same holder again) is accepted. Every writer of a fenced record should use
+        this method, since a plain ``put`` replaces the fences too.
+        """
+        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
+        lock, token = check_token(lock, token)
+        new_value = copy_value(value)
+        async for _ in Retries(self.update_attempts, first=0.001, cap=0.05):
+            current: Versioned | None = await self._call(self._read, c, k)
+            old = None if current is None else current.value
+            record = fenced(old, new_value, lock=lock, token=token, collection=c, key=k)
+            if current is None:
+                done = await self._call(self._insert, c, k, record, seconds)
+            else:
+                done = await self._call(self._swap, c, k, record, current.version, seconds)
+            if done:
+                return
+        raise ConflictError(c, k, self.update_attempts)
 
     # -- helpers ------------------------------------------------------------------------
 

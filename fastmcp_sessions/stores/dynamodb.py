@@ -169,6 +169,7 @@ class DynamoDBStore(Store):
 
     url_schemes = ("dynamodb",)
     pip_extra = "dynamodb"
+    shared_over_network = True
     driver_errors = (BotoConnectionError, HTTPClientError) if HAVE_AIOBOTOCORE else ()
 
     def __init__(

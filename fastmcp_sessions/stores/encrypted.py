@@ -5,19 +5,101 @@ Each value is stored in the inner store as ``{"__encrypted__": "fernet-v1",
 envelope, a record copied from elsewhere) raises ``DecryptionError``: nothing is ever
 passed through unencrypted. The atomic operations pass straight through, so they
 stay atomic; versions are the inner store's.
+
+Keys are checked when the store opens (its first operation), as the disk store does:
+the inner store keeps a key-check record (collection ``fastmcp_sessions_key_check``,
+hidden from ``collections()``) listing, by fingerprint, every key the data may be
+encrypted with, each beside a constant encrypted with that key. A process whose keys
+lack any listed key fails with ``KeyMismatchError`` naming the missing fingerprints
+and its own, before it reads or writes anything, instead of failing value by value
+later. A process whose newest key is not listed yet adds it (a rotation begins).
+So a replica holding only an older key keeps working until some replica encrypts with
+the new key, and is refused from then on; after ``rotate()`` the record lists the
+newest key alone, and a replica without the old key is accepted.
+
+Over a backend shared over the network (``Store.shared_over_network``: Redis,
+MongoDB, DynamoDB...) no key file is ever created: the keys must come from ``keys=``
+or env ``FASTMCP_SESSIONS_KEYS``, else ``MissingKeyError`` says how to make one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
-from fastmcp_sessions.encryption import FernetCodec, Keyring, load_keyring
-from fastmcp_sessions.errors import DecryptionError
+from cryptography.fernet import InvalidToken
+
+from fastmcp_sessions.encryption import KEYS_ENV, FernetCodec, Keyring, load_keyring
+from fastmcp_sessions.errors import DecryptionError, KeyMismatchError, StoreSetupError
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
 
 ENVELOPE_MARK = "__encrypted__"
 ENVELOPE_VERSION = "fernet-v1"
+KEY_CHECK_COLLECTION = "fastmcp_sessions_key_check"
+KEY_CHECK_KEY = "key_check"
+_KEY_CHECK_PLAIN = b"fastmcp-sessions key check"
+
+
+def shared_over_network(store: Store) -> bool:
+    """Whether ``store``, or the store it wraps (``.inner``, at any depth), lives on a shared server."""
+    seen: Store | None = store
+    while isinstance(seen, Store):
+        if type(seen).shared_over_network:
+            return True
+        seen = getattr(seen, "inner", None)
+    return False
+
+
+def key_check_record(keyring: Keyring, previous: Mapping[str, Any] | None = None) -> Value:
+    """The key-check record listing ``keyring``'s newest key beside the keys of ``previous``.
+
+    The record maps the fingerprint of every key the store's data may be encrypted
+    with to a constant encrypted with that key (proof that the fingerprint is real).
+    """
+    keys = dict(_listed_keys(previous))
+    keys[keyring.fingerprints[0]] = keyring.encrypt(_KEY_CHECK_PLAIN).decode("ascii")
+    return {"keys": keys}
+
+
+def _listed_keys(record: Mapping[str, Any] | None) -> dict[str, str]:
+    keys = None if record is None else record.get("keys")
+    if not isinstance(keys, dict):
+        return {}
+    return {fp: token for fp, token in keys.items() if isinstance(fp, str) and isinstance(token, str)}
+
+
+def _opens(keyring: Keyring, token: str) -> bool:
+    try:
+        return keyring.decrypt(token.encode("ascii")) == _KEY_CHECK_PLAIN
+    except (InvalidToken, TypeError, ValueError):
+        return False
+
+
+def check_key_record(record: Mapping[str, Any], keyring: Keyring, where: str) -> list[str]:
+    """Return the fingerprints the record lists, once ``keyring`` is shown to hold every one of them.
+
+    Raises ``KeyMismatchError``, naming the keys this process lacks and the keys it has
+    (fingerprints only), when any listed key is not in ``keyring``: some of the data
+    may be encrypted with it, so this process could not read it.
+    """
+    listed = _listed_keys(record)
+    missing = [fp for fp, token in listed.items() if not _opens(keyring, token)] if listed else ["unknown"]
+    if missing:
+        in_use = ", ".join(keyring.fingerprints)
+        raise KeyMismatchError(
+            f"{where} is encrypted with key {', '.join(missing)}, which is not among the keys in use here "
+            f"({in_use}, from {keyring.source}). Every replica must use the same keys: set {KEYS_ENV} to "
+            "the keys the other replicas use (during a rotation: new,old). Nothing was read or written",
+            stored=", ".join(missing),
+            in_use=keyring.fingerprints,
+        )
+    return list(listed)
+
+
+async def read_key_check(inner: Store) -> Value | None:
+    """The key-check record kept in ``inner`` (``None`` when no encrypted store opened it yet)."""
+    return await inner.get(KEY_CHECK_KEY, collection=KEY_CHECK_COLLECTION)
 
 
 class EncryptedStore(Store):
@@ -26,8 +108,12 @@ class EncryptedStore(Store):
     Args:
         inner: Any fastmcp-sessions store.
         keys: A ``Keyring``, Fernet keys (newest first), or ``None`` to use env
-            ``FASTMCP_SESSIONS_KEYS`` and then the key file of ``app_name``.
+            ``FASTMCP_SESSIONS_KEYS`` and then the key file of ``app_name`` (never a key
+            file when ``inner`` is shared over the network: ``MissingKeyError``).
         app_name: Names the key file's directory when keys come from it.
+        key_check: Check the keys against the inner store's key-check record on the
+            first operation (creating the record if there is none). Turn it off only
+            to read without writing anything (``fastmcp-sessions doctor`` does).
     """
 
     def __init__(
@@ -36,14 +122,100 @@ class EncryptedStore(Store):
         *,
         keys: Keyring | Sequence[str | bytes] | str | None = None,
         app_name: str = "fastmcp",
+        key_check: bool = True,
     ) -> None:
         super().__init__(default_collection=inner.default_collection)
         self.inner = inner
-        self.keyring = load_keyring(keys, app_name=app_name)
+        shared = repr(inner) if shared_over_network(inner) else None
+        self.keyring = load_keyring(keys, app_name=app_name, shared_store=shared)
         self._codec = FernetCodec(self.keyring)
+        self._key_check = key_check
+        self._signed_by: str | None = None
+        self._key_error: KeyMismatchError | None = None
+        self._key_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"EncryptedStore({self.inner!r}, keys={list(self.keyring.fingerprints)})"
+
+    # -- the key check ------------------------------------------------------------------
+
+    async def verify_keys(self) -> str:
+        """Check that the keys in use can open this store; return a fingerprint the record lists.
+
+        Runs once (the first operation calls it). Creates the key-check record when there
+        is none, and adds the newest key to it when it lists only older ones. Raises
+        ``KeyMismatchError`` when the record lists a key the keyring lacks, and every
+        later operation raises it again.
+        """
+        if self._key_error is not None:
+            raise self._key_error
+        if self._signed_by is not None:
+            return self._signed_by
+        async with self._key_lock:
+            if self._key_error is not None:
+                raise self._key_error
+            if self._signed_by is None:
+                self._signed_by = await self._check_or_create()
+        return self._signed_by
+
+    async def _check_or_create(self) -> str:
+        newest = self.keyring.fingerprints[0]
+        for _ in range(16):
+            entry = await self.inner.get_versioned(KEY_CHECK_KEY, collection=KEY_CHECK_COLLECTION)
+            if entry is None:
+                fresh = key_check_record(self.keyring)
+                if await self.inner.put_if_absent(KEY_CHECK_KEY, fresh, collection=KEY_CHECK_COLLECTION):
+                    return newest
+                continue  # another process created it first: check theirs
+            try:
+                listed = check_key_record(entry.value, self.keyring, repr(self.inner))
+            except KeyMismatchError as exc:
+                self._key_error = exc
+                raise
+            if newest in listed:
+                return listed[0]
+            # This process encrypts with a key the record does not list yet (a rotation has
+            # begun): list it first, so that a replica without it is refused when it opens.
+            announced = key_check_record(self.keyring, entry.value)
+            if await self.inner.compare_and_set(
+                KEY_CHECK_KEY, announced, version=entry.version, collection=KEY_CHECK_COLLECTION
+            ):
+                return newest
+        raise StoreSetupError(
+            f"the key-check record of {self.inner!r} kept changing while this store opened; retry, and "
+            "check that nothing else rewrites the collection " + repr(KEY_CHECK_COLLECTION)
+        )
+
+    async def _resign_key_check(self) -> None:
+        """After a rotation: list only the newest key (and keys other processes listed meanwhile
+        that this ring lacks, whose data this rotation could not have touched)."""
+        for _ in range(16):
+            entry = await self.inner.get_versioned(KEY_CHECK_KEY, collection=KEY_CHECK_COLLECTION)
+            others = {
+                fp: token
+                for fp, token in _listed_keys(None if entry is None else entry.value).items()
+                if not _opens(self.keyring, token)
+            }
+            record = key_check_record(self.keyring, {"keys": others})
+            if entry is None:
+                done = await self.inner.put_if_absent(KEY_CHECK_KEY, record, collection=KEY_CHECK_COLLECTION)
+            else:
+                done = await self.inner.compare_and_set(
+                    KEY_CHECK_KEY, record, version=entry.version, collection=KEY_CHECK_COLLECTION
+                )
+            if done:
+                self._signed_by = self.keyring.fingerprints[0]
+                return
+        raise StoreSetupError(
+            f"could not update the key-check record of {self.inner!r}; run the rotation again"
+        )
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        if self._key_check and self._signed_by is None and not self._closed:
+            await self.verify_keys()
+        return await super()._call(method, *args)
+
+    # -- values -------------------------------------------------------------------------
 
     def _seal(self, collection: str, key: str, value: Value) -> Value:
         token = self._codec.encode(collection, key, value)
@@ -105,7 +277,9 @@ class EncryptedStore(Store):
         return await self.inner.keys(collection, limit=limit)
 
     async def _list_collections(self, limit: int | None) -> list[str]:
-        return await self.inner.collections(limit=limit)
+        names = await self.inner.collections(limit=None if limit is None else limit + 1)
+        names = [n for n in names if n != KEY_CHECK_COLLECTION]
+        return names if limit is None else names[:limit]
 
     async def _drop_collection(self, collection: str) -> bool:
         return await self.inner.destroy_collection(collection)
@@ -124,14 +298,19 @@ class EncryptedStore(Store):
         the newest key are skipped. ``progress(entries, collection)`` is called after
         each batch of up to ``batch_size`` entries (rotated concurrently).
         """
+        if self._key_check:
+            await self.verify_keys()
         rewritten = 0
-        for collection in await self.inner.collections():
+        for collection in await self._list_collections(None):
             keys = await self.inner.keys(collection)
             for start in range(0, len(keys), batch_size):
                 batch = keys[start : start + batch_size]
                 rewritten += sum(await asyncio.gather(*(self._rotate_one(collection, k) for k in batch)))
                 if progress is not None:
                     progress(len(batch), collection)
+        # Every entry is under the newest key now: the key check lists only that key, so a
+        # process without it is refused from here on, and one without the old keys is not.
+        await self._resign_key_check()
         return rewritten
 
     async def _rotate_one(self, collection: str, key: str) -> int:

@@ -238,6 +238,7 @@ class MongoDBStore(Store):
 
     url_schemes = ("mongodb", "mongodb+srv")
     pip_extra = "mongodb"
+    shared_over_network = True
     driver_errors = (ConnectionFailure,) if HAVE_PYMONGO else ()
 
     def __init__(

@@ -11,6 +11,12 @@ namespaces such as one per user. Listing keys or collections of such a view scan
 the inner collection(s) and filters, so it is for housekeeping, not hot paths;
 get/put/delete and the atomic operations are one inner call each either way.
 
+Namespaces are prefix-free: in the view's part of the name ``%`` is written ``%25``
+and ``/`` is written ``%2F``, so the last ``/`` of an inner name always ends the
+namespace. View ``t`` therefore never sees, lists or destroys the data of view
+``t/x`` (its collection ``x/c`` is stored as ``t/x%2Fc``, view ``t/x``'s ``c`` as
+``t/x/c``). Names without ``/`` or ``%`` are stored exactly as before.
+
 Versions, TTLs and atomicity are the inner store's: every operation is passed
 straight through with the name rewritten.
 """
@@ -25,6 +31,16 @@ from fastmcp_sessions.stores.base import Store, Value, Versioned
 __all__ = ["NamespacedStore"]
 
 Scope = Literal["collection", "key"]
+
+
+def escape(name: str) -> str:
+    """``name`` with ``%`` and ``/`` percent-encoded, so it holds no ``/`` (reversible)."""
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+def unescape(name: str) -> str:
+    """The inverse of ``escape``."""
+    return name.replace("%2F", "/").replace("%25", "%")
 
 
 class NamespacedStore(Store):
@@ -62,18 +78,25 @@ class NamespacedStore(Store):
     # -- name mapping -------------------------------------------------------------------
 
     def _c(self, collection: str) -> str:
-        return self._prefix + collection if self.scope == "collection" else collection
+        return self._prefix + escape(collection) if self.scope == "collection" else collection
 
     def _k(self, key: str) -> str:
-        return self._prefix + key if self.scope == "key" else key
+        return self._prefix + escape(key) if self.scope == "key" else key
 
     def _ks(self, keys: list[str]) -> list[str]:
-        return [self._prefix + k for k in keys] if self.scope == "key" else keys
+        return [self._prefix + escape(k) for k in keys] if self.scope == "key" else keys
+
+    def _own(self, inner_name: str) -> str | None:
+        """The view's name for ``inner_name``, or ``None`` when it belongs to another namespace."""
+        if not inner_name.startswith(self._prefix):
+            return None
+        rest = inner_name[len(self._prefix) :]
+        # A "/" in the rest means a longer namespace ("t/x/..." seen from view "t").
+        return unescape(rest) if rest and "/" not in rest else None
 
     async def _own_keys(self, collection: str, limit: int | None) -> list[str]:
         """Keys of this view in ``collection`` (key scope), without the prefix."""
-        n = len(self._prefix)
-        found = [k[n:] for k in await self.inner.keys(collection) if k.startswith(self._prefix)]
+        found = [k for k in map(self._own, await self.inner.keys(collection)) if k is not None]
         return found if limit is None else found[:limit]
 
     # -- the backend interface ----------------------------------------------------------
@@ -122,8 +145,9 @@ class NamespacedStore(Store):
             if limit is not None and len(names) >= limit:
                 break
             if self.scope == "collection":
-                if name.startswith(self._prefix) and len(name) > len(self._prefix):
-                    names.append(name[len(self._prefix) :])
+                own = self._own(name)
+                if own is not None:
+                    names.append(own)
             elif await self._own_keys(name, 1):
                 names.append(name)
         return names

@@ -204,6 +204,7 @@ class PostgreSQLStore(Store):
     """
 
     url_schemes = ("postgresql", "postgres")
+    shared_over_network = True
     pip_extra = "postgresql"
     driver_errors = _DRIVER_ERRORS
 

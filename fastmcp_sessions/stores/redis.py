@@ -296,6 +296,7 @@ class RedisStore(Store):
 
     url_schemes = _SCHEMES
     pip_extra = "redis"
+    shared_over_network = True
     driver_errors = _DRIVER_ERRORS
 
     def __init__(

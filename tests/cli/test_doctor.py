@@ -13,6 +13,7 @@ from servers import free_port
 from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import Keyring, open_store
 from fastmcp_sessions.cli.doctor import Report, _check_transport
+from fastmcp_sessions.encryption import default_key_file, fingerprint
 
 
 def make_store(url: str | None = None) -> None:
@@ -156,3 +157,44 @@ def test_transport_warnings(url: str, expect: set[str]) -> None:
         if word in message
     }
     assert got == expect, report.findings
+
+
+def _encrypted_redis(redis_server: Any, name: str) -> str:
+    return f"{redis_server.url}?namespace=doctor-{name}&encryption=true"
+
+
+def test_encrypted_redis_without_a_key_is_an_error(cli: CliRunner, redis_server: Any) -> None:
+    url = _encrypted_redis(redis_server, "nokey")
+    for args in (("doctor", "--url", url), ("doctor", "--strict", "--url", url)):
+        result = cli(*args)
+        assert_one_line_error(result, 1)
+        assert "key missing" in result.out and "FASTMCP_SESSIONS_KEYS" in result.out
+        assert "Keyring.generate_key()" in result.out
+        assert "no unsafe settings" not in result.all
+    assert not default_key_file("fastmcp").exists(), "no key file for a store shared over the network"
+
+
+def test_key_mismatch_across_replicas_is_an_error(
+    cli: CliRunner, redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _encrypted_redis(redis_server, "mismatch")
+    first, other = Keyring.generate_key(), Keyring.generate_key()
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", first)
+    make_store(url)
+    ok = cli("doctor", "--strict", "--url", url)
+    assert ok.code == 0, ok.all
+    assert "no unsafe settings found" in ok.out
+
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", other)
+    for args in (("doctor", "--url", url), ("doctor", "--strict", "--url", url)):
+        result = cli(*args)
+        assert_one_line_error(result, 1)
+        assert "key mismatch" in result.out
+        assert fingerprint(first) in result.out and fingerprint(other) in result.out
+        assert first not in result.all and other not in result.all
+        assert "no unsafe settings" not in result.all
+
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", f"{other},{first}")  # the new key first: a rotation
+    rotating = cli("doctor", "--url", url, "--json")
+    assert rotating.code == 0, rotating.all
+    assert any("starts a rotation" in m for m in findings(rotating, "info"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,13 @@ from fastmcp_sessions.errors import (
     ConflictError,
     InvalidKeyError,
     InvalidTTLError,
+    KeyValueOperationError,
     SerializationError,
+    StaleFencingTokenError,
     StoreClosedError,
 )
 from fastmcp_sessions.stores._names import HASH_MARKER, stored_name
+from fastmcp_sessions.stores.fencing import FENCES_FIELD
 
 TRICKY_NAMES = [
     ":",
@@ -730,3 +734,50 @@ async def test_any_names_and_values_round_trip_without_collisions(
         await store.delete(key, collection=collection)
     for collection, _ in expected:
         assert await store.keys(collection) == []
+
+
+# -- fenced writes ----------------------------------------------------------------------
+
+
+async def test_put_fenced_refuses_a_lower_token(store: Store) -> None:
+    await store.put_fenced("r", {"v": 1}, lock="L", token=10, collection="f")
+    await store.put_fenced("r", {"v": 2}, lock="L", token=10, collection="f")  # the same holder again
+    await store.put_fenced("r", {"v": 3}, lock="L", token=12, collection="f", ttl=60)
+    with pytest.raises(StaleFencingTokenError) as caught:
+        await store.put_fenced("r", {"v": "stale"}, lock="L", token=11, collection="f")
+    assert isinstance(caught.value, KeyValueOperationError)
+    assert "token 11" in str(caught.value) and "token 12" in str(caught.value)
+    value, ttl = await store.ttl("r", collection="f")
+    assert value == {"v": 3, FENCES_FIELD: {"L": 12}}
+    assert ttl is not None and 0 < ttl <= 60
+    # Each lock keeps its own fence; a lower token of another lock is not stale.
+    await store.put_fenced("r", {"v": 4}, lock="M", token=1, collection="f")
+    assert await store.get("r", collection="f") == {"v": 4, FENCES_FIELD: {"L": 12, "M": 1}}
+    with pytest.raises(StaleFencingTokenError):
+        await store.put_fenced("r", {"v": "stale"}, lock="L", token=5, collection="f")
+    with pytest.raises(ValueError, match="fencing token"):
+        await store.put_fenced("r", {"v": 5}, lock="L", token="13", collection="f")  # type: ignore[arg-type]
+
+
+async def test_concurrent_fenced_writers_leave_the_highest_token(backend: Backend) -> None:
+    stores = [backend.open() for _ in range(3)] if backend.shared_across_instances else [backend.open()]
+    try:
+        tokens = list(range(1, 31))
+        random.Random(7).shuffle(tokens)
+        outcomes: dict[int, bool] = {}
+
+        async def write(token: int) -> None:
+            s = stores[token % len(stores)]
+            try:
+                await s.put_fenced("r", {"token": token}, lock="L", token=token, collection="race")
+                outcomes[token] = True
+            except StaleFencingTokenError:
+                outcomes[token] = False
+
+        await asyncio.gather(*(write(t) for t in tokens))
+        final = await stores[0].get("r", collection="race")
+        assert final == {"token": 30, FENCES_FIELD: {"L": 30}}
+        assert outcomes[30] is True and len(outcomes) == len(tokens)
+    finally:
+        for s in stores:
+            await s.close()

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from fastmcp_sessions import open_store
+from fastmcp_sessions.errors import StaleFencingTokenError
 from fastmcp_sessions.sessions import FlowNotFoundError, Lock, ServerRegistry, SessionStore
 
 
@@ -51,6 +52,23 @@ async def main(command: str, url: str, args: list[str]) -> Any:
             fence = await lock.acquire()
             print(json.dumps(fence), flush=True)
             os._exit(0)  # die holding the lock: no release, no cleanup
+        if command == "fenced-hold":
+            # Take the lock, report the token, then wait (the test pauses us past the lease
+            # with SIGSTOP meanwhile) and only then write what the lock protects.
+            lock = Lock(store, args[0], lease=float(args[1]), timeout=30)
+            fence = await lock.acquire()
+            print(json.dumps(fence), flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            try:
+                await lock.put_fenced("resource", {"by": "first", "fence": fence}, collection="fenced")
+            except StaleFencingTokenError as exc:
+                return {"fence": fence, "refused": str(exc)}
+            return {"fence": fence, "refused": None}
+        if command == "fenced-take":
+            async with Lock(store, args[0], lease=30, timeout=60) as held:
+                fence = held.fencing_token
+                await held.put_fenced("resource", {"by": "second", "fence": fence}, collection="fenced")
+            return fence
         if command == "registry":
             registry = ServerRegistry(store, namespace=args[0] or None)
             await wait_for_go()
