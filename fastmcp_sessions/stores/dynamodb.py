@@ -40,6 +40,7 @@ from fastmcp_sessions.errors import (
     KeyValueOperationError,
     StoreConnectionError,
     StoreSetupError,
+    key_ref,
 )
 from fastmcp_sessions.stores._url import parse_bool, take_query_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
@@ -465,8 +466,8 @@ class DynamoDBStore(Store):
             value = version = None
         if type(value) is not dict or not isinstance(version, str):
             raise DeserializationError(
-                f"{self!r}: the item for key {item.get('sk')!r} holds no value this store wrote; is another "
-                f"program writing to table {self.table!r}?"
+                f"{self!r}: the item for key {key_ref(item.get('sk'))} holds no value this store "
+                f"wrote; is another program writing to table {self.table!r}?"
             )
         return Versioned(value, version, remaining)
 

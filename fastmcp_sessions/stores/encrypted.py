@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Sequence
 
 from fastmcp_sessions.encryption import FernetCodec, Keyring, load_keyring
-from fastmcp_sessions.errors import DecryptionError
+from fastmcp_sessions.errors import DecryptionError, key_ref
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
 
 ENVELOPE_MARK = "__encrypted__"
@@ -53,9 +53,9 @@ class EncryptedStore(Store):
         token = stored.get("ciphertext")
         if stored.get(ENVELOPE_MARK) != ENVELOPE_VERSION or not isinstance(token, str) or len(stored) != 2:
             raise DecryptionError(
-                f"the value at collection {collection!r}, key {key!r} is not encrypted by fastmcp-sessions "
-                "(plaintext or foreign data); refusing to return it. Re-write it through this store, or "
-                "migrate plaintext data with `fastmcp-sessions migrate`"
+                f"the value at collection {collection!r}, key {key_ref(key)} is not encrypted by "
+                "fastmcp-sessions (plaintext or foreign data); refusing to return it. Re-write it through "
+                "this store, or migrate plaintext data with `fastmcp-sessions migrate`"
             )
         return self._codec.decode(collection, key, token.encode("ascii"))
 

@@ -45,6 +45,7 @@ from fastmcp_sessions.errors import (
     SerializationError,
     StoreConnectionError,
     StoreSetupError,
+    key_ref,
 )
 from fastmcp_sessions.stores._url import parse_bool, redact_url
 from fastmcp_sessions.stores.base import Store, Value, Versioned
@@ -424,8 +425,8 @@ class MongoDBStore(Store):
                 value = None
             if type(value) is not dict:
                 raise DeserializationError(
-                    f"{self!r}: the document for key {doc.get('k')!r} holds no value this store wrote; "
-                    f"is another program writing to collection {self.collection_name!r}?"
+                    f"{self!r}: the document for key {key_ref(doc.get('k'))} holds no value this store "
+                    f"wrote; is another program writing to collection {self.collection_name!r}?"
                 )
         x = doc.get("x")
         return Versioned(value, str(doc.get("v")), None if x is None else max(x - now, 0.0))
