@@ -970,7 +970,9 @@ class RedisSentinelGroup:
 
     name = "redis-sentinel-group"
 
-    def __init__(self, replicas: int = 1, sentinels: int = 3, *, service: str = "fms", start_timeout: float = 40.0):
+    def __init__(
+        self, replicas: int = 1, sentinels: int = 3, *, service: str = "fms", start_timeout: float = 40.0
+    ):
         self.service = service
         self.replica_count = replicas
         self.sentinel_count = sentinels
@@ -1035,7 +1037,9 @@ class RedisSentinelGroup:
                 ready = True
                 for sentinel in self.sentinels:
                     fields = sentinel.command("SENTINEL", "MASTER", self.service)
-                    info = dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else {}
+                    info = (
+                        dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else {}
+                    )
                     last = info
                     ready = ready and int(str(info.get("num-slaves", 0))) >= self.replica_count
                     ready = ready and int(str(info.get("num-other-sentinels", 0))) >= self.sentinel_count - 1

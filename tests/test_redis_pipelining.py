@@ -103,7 +103,9 @@ async def test_5000_operations_in_flight_on_a_cluster(redis_cluster: ClusterLaun
             await _in_flight(store, 5000)
 
 
-async def test_commands_of_one_tick_share_one_write(redis_server: RedisServer, ns: str, writes: Writes) -> None:
+async def test_commands_of_one_tick_share_one_write(
+    redis_server: RedisServer, ns: str, writes: Writes
+) -> None:
     async with RedisStore(redis_server.url, namespace=ns) as store:
         await store.put("warm", {"v": 0})
         await store.get_versioned("warm")  # script loaded
@@ -277,6 +279,8 @@ async def test_a_slot_moved_while_in_use_is_followed_through_ask_and_moved(ns: s
             await store.put_many(keys, [{"i": -i} for i in range(40)], collection="c")
             assert await store.get_many(keys, collection="c") == [{"i": -i} for i in range(40)]
             assert await store.update("counter", _increment, collection="c") == {"n": 1}
-            assert sorted(await store.keys("c")) == sorted([*keys, "counter", *(f"new{i}" for i in range(10))])
+            assert sorted(await store.keys("c")) == sorted(
+                [*keys, "counter", *(f"new{i}" for i in range(10))]
+            )
             assert store._router is not None
             assert store._router.node_for(store.redis_key("k0", collection="c")).port == dst.port
