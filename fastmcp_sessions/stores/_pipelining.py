@@ -247,6 +247,10 @@ class _Link(asyncio.Protocol):
                 continue
             if type(reply) is _ErrorReply:
                 future.set_exception(error_of(reply.text))
+                if reply.text.startswith("ERR Protocol error"):
+                    # The server closes the connection after this reply: nothing more on it.
+                    self.fail(RedisConnectionError(f"{self.owner.name} closed the connection: {reply.text}"))
+                    return
             else:
                 future.set_result(reply)
 

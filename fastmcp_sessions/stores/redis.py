@@ -563,6 +563,11 @@ class RedisStore(Store):
                 "fastmcp-sessions data; another program wrote it. Delete it, or give this store its own "
                 "namespace="
             )
+        if isinstance(exc, ResponseError) and "invalid bulk length" in str(exc):
+            return KeyValueOperationError(
+                f"{self!r}: the entry{where} is larger than the server accepts (its proto-max-bulk-len); "
+                "keep entries smaller, or raise proto-max-bulk-len on the server"
+            )
         if isinstance(exc, NoPermissionError):
             return KeyValueOperationError(
                 f"{self!r}: the Redis ACL user may not run this command{where} ({exc}); grant it "
