@@ -399,11 +399,6 @@ async def gather_replies(futures: list[asyncio.Future[Any]]) -> list[Any]:
     return out
 
 
-def pool_connection_factory(pool: Any) -> Callable[[], Any]:
-    """New connections like those of a redis-py ``ConnectionPool`` (Sentinel's too)."""
-    return pool.make_connection  # type: ignore[no-any-return]
-
-
 class ClusterPipeline:
     """Auto-pipelined commands to a Redis Cluster: one ``NodePipeline`` per node.
 
