@@ -325,6 +325,10 @@ class NodePipeline:
         if not self._futures:
             return
         link = self._link
+        if link is not None and link.loop is not asyncio.get_running_loop():
+            # Used from another event loop than the one the connection belongs to (a new
+            # asyncio.run): that connection cannot be used here; open one in this loop.
+            link = self._link = None
         if link is None or link.closed:
             if self._connecting is None and not self._closed:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect())
@@ -336,7 +340,14 @@ class NodePipeline:
     async def _connect(self) -> None:
         try:
             connection = self._make()
-            await connection.connect()
+            try:
+                # Bounded even when the connection has no timeouts of its own (a client passed in).
+                async with asyncio.timeout(2 * self.timeout):
+                    await connection.connect()
+            except TimeoutError:
+                raise RedisTimeoutError(
+                    f"could not connect to {self.name} within {2 * self.timeout:g}s"
+                ) from None
             link = _Link(self, connection)
             link.transport.set_protocol(link)
             if self._closed:
