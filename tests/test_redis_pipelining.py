@@ -284,3 +284,49 @@ async def test_a_slot_moved_while_in_use_is_followed_through_ask_and_moved(ns: s
             )
             assert store._router is not None
             assert store._router.node_for(store.redis_key("k0", collection="c")).port == dst.port
+
+
+# -- wait_replicas -------------------------------------------------------------------------
+
+
+async def test_wait_replicas_confirms_each_write_on_the_replica(ns: str) -> None:
+    sync = ["repl-diskless-sync-delay 0"]
+    with (
+        RedisServer(extra_config=sync) as primary,
+        RedisServer(extra_config=[*sync, f"replicaof 127.0.0.1 {primary.port}"]) as replica,
+    ):
+        deadline = time.monotonic() + 20
+        while "master_link_status:up" not in str(replica.command("INFO", "replication")):
+            assert time.monotonic() < deadline, "the replica never synced"
+            await asyncio.sleep(0.1)
+        async with open_store(f"{primary.url}?namespace={ns}&wait_replicas=1") as store:
+            assert isinstance(store, RedisStore)
+            await asyncio.gather(*(store.put(f"k{i}", {"i": i}) for i in range(300)))
+            await store.put_many([f"m{i}" for i in range(50)], [{"m": 1}] * 50, ttl=60)
+            assert await store.put_if_absent("once", {"v": 1}) is True
+            # Acknowledged means on the replica already: read it there, straight away.
+            on_replica = Redis(host="127.0.0.1", port=replica.port)
+            try:
+                names = [store.redis_key(f"k{i}") for i in range(300)] + [store.redis_key("once")]
+                assert all(v is not None for v in await on_replica.mget(names))
+                assert await on_replica.exists(*(store.redis_key(f"m{i}") for i in range(50))) == 50
+            finally:
+                await on_replica.aclose()
+
+
+async def test_wait_replicas_without_a_replica_fails_typed_and_bounded(
+    redis_server: RedisServer, ns: str, writes: Writes
+) -> None:
+    async with open_store(f"{redis_server.url}?namespace={ns}&wait_replicas=1&timeout=1") as store:
+        await store.get("warm")  # connected
+        writes.by_port.clear()
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(store.put(f"k{i}", {"i": i}) for i in range(64)), return_exceptions=True
+        )
+        # One WAIT for the whole batch (it blocks the connection while it waits), not 64 in a row.
+        assert time.monotonic() - started < 1.5
+        assert writes.total == 1
+        assert all(isinstance(r, StoreConnectionError) for r in results), results
+        assert "wait_replicas=1" in str(results[0]) and "failover" in str(results[0])
+        assert await store.get("k1") == {"i": 1}  # written on the primary all the same

@@ -302,18 +302,38 @@ class NodePipeline:
         self._scheduled = False
         self._data: list[bytes] = []
         self._futures: list[asyncio.Future[Any]] = []
+        self._wait_at: int | None = None  # index of the WAIT queued in this batch, if any
         self._closed = False
 
     def send(self, args: Command, key: Any = None) -> asyncio.Future[Any]:
         """Queue one command; the future resolves to its raw reply (bytes, int, list, None)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._data.append(pack(args))
-        self._futures.append(future)
+        if args[0] == "WAIT":
+            self._queue_wait(pack(args), future)
+        else:
+            self._data.append(pack(args))
+            self._futures.append(future)
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
         return future
+
+    def _queue_wait(self, data: bytes, future: asyncio.Future[Any]) -> None:
+        # WAIT confirms every write sent before it on the connection, and blocks the
+        # connection while it waits: a batch carries one WAIT, after all its writes, and its
+        # reply answers every caller that asked for one (their writes all precede it).
+        # The WAIT's own future is internal, so no caller's cancellation reaches the others.
+        loop = future.get_loop()
+        if self._wait_at is None:
+            shared: asyncio.Future[Any] = loop.create_future()
+        else:
+            del self._data[self._wait_at]
+            shared = self._futures.pop(self._wait_at)
+        self._data.append(data)
+        self._futures.append(shared)
+        self._wait_at = len(self._futures) - 1
+        _follow(shared, future)
 
     async def send_all(self, commands: Sequence[tuple[Command, Any]]) -> list[Any]:
         """Run ``commands`` (with their routing keys, unused here) in one write; replies in
@@ -334,7 +354,7 @@ class NodePipeline:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect())
             return
         data, futures = self._data, self._futures
-        self._data, self._futures = [], []
+        self._data, self._futures, self._wait_at = [], [], None
         link.send(data[0] if len(data) == 1 else b"".join(data), futures)
 
     async def _connect(self) -> None:
@@ -358,7 +378,7 @@ class NodePipeline:
             error = (
                 exc if isinstance(exc, RedisError) else RedisConnectionError(f"{type(exc).__name__}: {exc}")
             )
-            futures, self._data, self._futures = self._futures, [], []
+            futures, self._data, self._futures, self._wait_at = self._futures, [], [], None
             for future in futures:
                 if not future.done():
                     copy = type(error)(*error.args)
@@ -388,7 +408,7 @@ class NodePipeline:
                 await self._connecting
         if self._link is not None:
             self._link.fail(RedisConnectionError(f"the connection to {self.name} was closed by the store"))
-        futures, self._data, self._futures = self._futures, [], []
+        futures, self._data, self._futures, self._wait_at = self._futures, [], [], None
         for future in futures:
             if not future.done():
                 future.set_exception(RedisConnectionError(f"the store closed its connection to {self.name}"))
@@ -548,6 +568,24 @@ class ClusterPipeline:
         for pipe in list(self._pipes.values()):
             await pipe.close()
         self._pipes.clear()
+
+
+def _follow(leader: asyncio.Future[Any], follower: asyncio.Future[Any]) -> None:
+    """Give ``follower`` the outcome of ``leader`` once it has one."""
+
+    def copy(done: asyncio.Future[Any]) -> None:
+        if follower.done():
+            return
+        if done.cancelled():
+            follower.cancel()
+            return
+        error = done.exception()
+        if error is None:
+            follower.set_result(done.result())
+        else:
+            follower.set_exception(type(error)(*error.args))
+
+    leader.add_done_callback(copy)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
