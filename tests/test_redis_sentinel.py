@@ -147,5 +147,6 @@ async def test_a_primary_killed_under_load_fails_over_with_typed_bounded_errors(
     # and none took much longer than the timeout (WAIT itself waits timeout / 2).
     assert result["slowest_failure"] < 2 * TIMEOUT + 1.0, result
     assert result["first_ack_after_promotion"] < 60, result
+    assert result["lost_after_promotion"] == 0, result  # what the new primary acknowledged stays
     if wait_replicas:
         assert result["lost"] == 0, result
