@@ -454,7 +454,12 @@ class ClusterPipeline:
             self._init_lock = asyncio.Lock()
         async with self._init_lock:
             if not self._ready:
-                await asyncio.wait_for(self.client.initialize(), 2 * self.timeout)
+                try:
+                    await asyncio.wait_for(self.client.initialize(), 2 * self.timeout)
+                except TimeoutError:
+                    raise RedisTimeoutError(
+                        f"the cluster sent no slot map within {2 * self.timeout:g}s"
+                    ) from None
                 self._ready = True
 
     def pipe(self, node: Any) -> NodePipeline:

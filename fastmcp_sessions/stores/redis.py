@@ -1,7 +1,9 @@
-"""Redis store: a standalone server, TLS, ACL users, Unix sockets and Redis Cluster.
+"""Redis store: a standalone server, TLS, ACL users, Unix sockets, Redis Cluster and Sentinel.
 
-Built on redis-py's asyncio client (``pip install 'fastmcp-sessions[redis]'``; redis-py
-uses ``hiredis`` when it is installed). Layout (see docs/redis.md)::
+Built on redis-py's asyncio client (``pip install 'fastmcp-sessions[redis]'``). Commands
+are pipelined automatically, one connection per server or cluster node
+(``_pipelining.py``); ``pipelining=False`` uses redis-py's pool instead. Layout (see
+docs/redis.md)::
 
     <namespace>:{<collection>}:<key>     one Redis string per entry (colocate=True, default)
     <namespace>:{}:<collection>:<key>    the same with an empty hash tag (colocate=False)
@@ -297,8 +299,8 @@ class RedisStore(Store):
             collection's keys over the whole cluster (for one very large or very hot
             collection). The two layouts name keys differently: pick one per namespace.
         timeout: Seconds to wait for a connection or a reply; past it an operation raises
-            ``StoreConnectionError``. A connection that broke (server restarted) is
-            replaced once, transparently.
+            ``StoreConnectionError``. A connection the server closed (a restart) is replaced
+            by the next command; one that breaks fails only the commands in flight on it.
         db: Database number for ``unix://`` URLs (``redis://`` URLs take it from the path).
         max_connections: Without pipelining, how many commands may be in flight at once
             (per node on a cluster); more wait for a free connection, up to ``timeout``.
