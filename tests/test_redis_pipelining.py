@@ -22,7 +22,7 @@ from servers import RedisServer
 
 from fastmcp_sessions import open_store
 from fastmcp_sessions.errors import DeserializationError, StoreConnectionError
-from fastmcp_sessions.stores._pipelining import _Link
+from fastmcp_sessions.stores._pipelining import ClusterPipeline, _Link
 from fastmcp_sessions.stores.redis import RedisStore
 
 pytestmark = pytest.mark.timeout(180)
@@ -330,3 +330,75 @@ async def test_wait_replicas_without_a_replica_fails_typed_and_bounded(
         assert all(isinstance(r, StoreConnectionError) for r in results), results
         assert "wait_replicas=1" in str(results[0]) and "failover" in str(results[0])
         assert await store.get("k1") == {"i": 1}  # written on the primary all the same
+
+
+async def test_redis_cli_reshard_under_load_loses_nothing(ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``redis-cli --cluster reshard`` moves 1,000 slots (keys and all, one slot at a time,
+    through ASK and MOVED) while writers and readers keep going: no error, no wrong value."""
+    with ClusterLauncher(masters=3) as cluster:
+        async with RedisStore(cluster.url, namespace=ns, colocate=False) as store:
+            keys = [f"k{i}" for i in range(2000)]
+            await store.put_many(keys, [{"i": i, "gen": 0} for i in range(2000)])
+            nodes = _cluster_nodes(cluster)
+            source, target = nodes[0], nodes[1]
+            latest = dict.fromkeys(keys, 0)
+            problems: list[str] = []
+            stop = asyncio.Event()
+            redirects: Counter[str] = Counter()
+            original = ClusterPipeline._redirected
+
+            async def counting(self: ClusterPipeline, args: Any, key: Any, exc: Exception) -> Any:
+                redirects[type(exc).__name__] += 1
+                return await original(self, args, key, exc)
+
+            monkeypatch.setattr(ClusterPipeline, "_redirected", counting)
+
+            async def worker(w: int) -> None:
+                gen = 0
+                while not stop.is_set():
+                    gen += 1
+                    mine = keys[w::4][:100]
+                    try:
+                        await store.put_many(mine, [{"i": keys.index(k), "gen": gen} for k in mine])
+                        for k in mine:
+                            latest[k] = gen
+                        got = await asyncio.gather(*(store.get(k) for k in mine))
+                        problems.extend(
+                            f"{k}: {v}"
+                            for k, v in zip(mine, got, strict=True)
+                            if v != {"i": keys.index(k), "gen": gen}
+                        )
+                    except Exception as exc:  # any error during the move is a failure of the test
+                        problems.append(repr(exc))
+                        return
+
+            workers = [asyncio.create_task(worker(w)) for w in range(4)]
+            command = [
+                "redis-cli",
+                "--cluster",
+                "reshard",
+                f"127.0.0.1:{source[1]}",
+                "--cluster-from",
+                source[0],
+                "--cluster-to",
+                target[0],
+                "--cluster-slots",
+                "1000",
+                "--cluster-yes",
+                "--cluster-pipeline",
+                "10",
+            ]
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            )
+            output, _ = await asyncio.wait_for(proc.communicate(), 120)
+            stop.set()
+            await asyncio.gather(*workers)
+            assert proc.returncode == 0, output.decode()[-2000:]
+            assert not problems, problems[:5]
+            after = next(n for n in _cluster_nodes(cluster) if n[0] == target[0])
+            assert sum(b - a + 1 for a, b in after[2]) == sum(b - a + 1 for a, b in target[2]) + 1000
+            print(f"\nredirects followed during the reshard: {dict(redirects)}")
+            assert redirects["MovedError"] > 0, redirects  # the store really met the move
+            got = await store.get_many(keys)
+            assert [v["gen"] for v in got] == [latest[k] for k in keys]
