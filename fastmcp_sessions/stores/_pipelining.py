@@ -350,7 +350,14 @@ class NodePipeline:
             # asyncio.run): that connection cannot be used here; open one in this loop.
             link = self._link = None
         if link is None or link.closed:
-            if self._connecting is None and not self._closed:
+            if self._closed:
+                futures, self._data, self._futures, self._wait_at = self._futures, [], [], None
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(
+                            RedisConnectionError(f"the store closed its connection to {self.name}")
+                        )
+            elif self._connecting is None:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect())
             return
         data, futures = self._data, self._futures
