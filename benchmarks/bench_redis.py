@@ -11,7 +11,12 @@ Contenders:
   * py-key-value-aio RedisStore (key_value.aio.stores.redis)
 
 Contenders run interleaved in slices of 100 operations, so load from anything else on
-the machine hits all of them alike. Batches are 1000 keys; each batch result also
+the machine hits all of them alike. Beyond one task at a time it measures 64 concurrent
+tasks (throughput and p99 latency; raw redis-py's pool raised to 1,000 so that it does
+not fail), 5,000 operations in flight at once with default settings (errors and wrong
+read-backs counted), and 64 tasks on a three-master Redis Cluster against raw
+``RedisCluster``. It prints whether hiredis is installed (redis-py and the store's
+pipelining both use it when it is). Batches are 1000 keys; each batch result also
 records how many round trips one call took (counted by wrapping redis-py's
 ``Connection.send_packed_command``: one call is one write of one or more commands,
 answered before the next). Results go to benchmarks/results/redis.json.
@@ -20,6 +25,7 @@ answered before the next). Results go to benchmarks/results/redis.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import sys
@@ -33,18 +39,33 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from redis.asyncio import Redis  # noqa: E402
+from redis.asyncio.cluster import ClusterNode  # noqa: E402
+from redis.asyncio.cluster import RedisCluster as RawCluster  # noqa: E402
 from redis.asyncio.connection import Connection  # noqa: E402
 from redis.exceptions import WatchError  # noqa: E402
-from servers import RedisServer  # noqa: E402
+from servers import RedisCluster, RedisServer  # noqa: E402
 
 from benchmarks._harness import Report, Result, main  # noqa: E402
+from fastmcp_sessions.stores._pipelining import _Link  # noqa: E402
 from fastmcp_sessions.stores.redis import RedisStore  # noqa: E402
 
 OURS = "fastmcp-sessions RedisStore"
 RAW = "raw redis.asyncio + json"
 PEER = "py-key-value-aio RedisStore"
+RAW_CLUSTER = "raw redis.asyncio RedisCluster + json"
 BATCH = 1000
-TARGETS = [("get", RAW, 0.9), ("put", RAW, 0.9), ("get", PEER, 1.2), ("put", PEER, 1.2)]
+TASKS = 64
+IN_FLIGHT = 5000
+TARGETS = [
+    ("get", RAW, 0.95),
+    ("put", RAW, 0.95),
+    ("get", PEER, 1.3),
+    ("put", PEER, 1.3),
+    (f"get x{TASKS} tasks", RAW, 2.5),
+    (f"put x{TASKS} tasks", RAW, 2.5),
+    (f"cluster get x{TASKS} tasks", RAW_CLUSTER, 2.0),
+    (f"cluster put x{TASKS} tasks", RAW_CLUSTER, 2.0),
+]
 VALUE: dict[str, Any] = {
     "access_token": "eyJhbGciOiJIUzI1NiJ9." + "x" * 80,
     "token_type": "Bearer",
@@ -54,8 +75,8 @@ VALUE: dict[str, Any] = {
 
 
 class _RoundTrips:
-    """Counts ``send_packed_command`` calls on redis-py asyncio connections, only while
-    counting (the timed runs use redis-py untouched)."""
+    """Counts writes, only while counting (the timed runs use everything untouched): redis-py's
+    ``send_packed_command`` and the store's pipelined connection writes."""
 
     @staticmethod
     async def of(call: Callable[[], Awaitable[Any]]) -> int:
@@ -69,11 +90,20 @@ class _RoundTrips:
             count += 1
             await original(self, *args, **kwargs)
 
+        original_send = _Link.send
+
+        def counting_send(self: _Link, *args: Any) -> None:
+            nonlocal count
+            count += 1
+            original_send(self, *args)
+
         Connection.send_packed_command = counting  # type: ignore[method-assign]
+        _Link.send = counting_send  # type: ignore[method-assign]
         try:
             await call()
         finally:
             Connection.send_packed_command = original  # type: ignore[method-assign]
+            _Link.send = original_send  # type: ignore[method-assign]
         return count
 
 
@@ -82,8 +112,16 @@ async def run(args: argparse.Namespace) -> None:
 
     report = Report("redis")
     ops, rounds = args.ops, args.rounds
+    try:
+        import hiredis  # noqa: F401
+
+        print("hiredis: installed (used by redis-py and by the store's pipelining)", file=sys.stderr)
+    except ImportError:
+        print("hiredis: not installed (pure-Python reply parsing)", file=sys.stderr)
+    p99: dict[str, dict[str, float]] = {}
+    in_flight: dict[str, tuple[int, int]] = {}
     with RedisServer() as server:
-        raw = Redis(host="127.0.0.1", port=server.port)
+        raw = Redis(host="127.0.0.1", port=server.port, max_connections=1000)
         ours = RedisStore(server.url, namespace="bench")
         peer = PeerStore(url=server.url)
         collection = "bench"
@@ -217,10 +255,86 @@ async def run(args: argparse.Namespace) -> None:
             await _group(
                 report, "put_if_absent", ops, rounds, [(RAW, raw_set_nx), (OURS, ours_put_if_absent)]
             )
+            # -- many tasks at once ----------------------------------------------------
+            p99["put"] = await _concurrent_group(
+                report,
+                f"put x{TASKS} tasks",
+                ops * 4,
+                rounds,
+                [(RAW, raw_put), (OURS, ours_put), (PEER, peer_put)],
+            )
+            p99["get"] = await _concurrent_group(
+                report,
+                f"get x{TASKS} tasks",
+                ops * 4,
+                rounds,
+                [(RAW, raw_get), (OURS, ours_get), (PEER, peer_get)],
+            )
+
+            # -- 5,000 in flight, default settings -------------------------------------
+            default_raw = Redis(host="127.0.0.1", port=server.port)
+            default_peer = PeerStore(url=server.url)
+            try:
+                in_flight[OURS] = await _all_at_once(
+                    lambda i, v: ours.put(f"f{i}", v, collection="flight"),
+                    lambda i: ours.get(f"f{i}", collection="flight"),
+                )
+                in_flight[RAW + " (default pool)"] = await _all_at_once(
+                    lambda i, v: default_raw.set(f"raw:f{i}", json.dumps(v)),
+                    lambda i: _raw_json(default_raw, f"raw:f{i}"),
+                )
+                in_flight[PEER] = await _all_at_once(
+                    lambda i, v: default_peer.put(f"f{i}", v, collection="flight"),
+                    lambda i: default_peer.get(f"f{i}", collection="flight"),
+                )
+            finally:
+                await default_raw.aclose()
+                await default_peer.close()
         finally:  # the server, and all it holds, goes away with the with-block
             await ours.close()
             await peer.close()
             await raw.aclose()
+
+    with RedisCluster(masters=3) as cluster:
+        raw_cluster = RawCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in cluster.nodes], max_connections=1000
+        )
+        ours_cluster = RedisStore(cluster.url, namespace="bench")
+        try:
+            await raw_cluster.initialize()
+
+            async def rc_put(i: int) -> None:
+                await raw_cluster.set(f"raw:{i % 1000}", json.dumps(VALUE))
+
+            async def oc_put(i: int) -> None:
+                await ours_cluster.put(f"k{i % 1000}", VALUE, collection=f"c{i % 64}")
+
+            async def rc_get(i: int) -> None:
+                assert await _raw_json(raw_cluster, f"raw:{i % 1000}")
+
+            async def oc_get(i: int) -> None:
+                assert await ours_cluster.get(f"k{i % 1000}", collection=f"c{i % 64}")
+
+            for i in range(1000):  # every key the gets read
+                await oc_put(i)
+                await rc_put(i)
+            p99["cluster put"] = await _concurrent_group(
+                report,
+                f"cluster put x{TASKS} tasks",
+                ops * 4,
+                rounds,
+                [(RAW_CLUSTER, rc_put), (OURS, oc_put)],
+            )
+            p99["cluster get"] = await _concurrent_group(
+                report,
+                f"cluster get x{TASKS} tasks",
+                ops * 4,
+                rounds,
+                [(RAW_CLUSTER, rc_get), (OURS, oc_get)],
+            )
+        finally:
+            await ours_cluster.close()
+            await raw_cluster.aclose()
 
     ratios = [
         ("put", OURS, RAW),
@@ -235,8 +349,24 @@ async def run(args: argparse.Namespace) -> None:
         (f"get_many({BATCH})", OURS, PEER),
         ("update (atomic RMW)", OURS, RAW),
         ("put_if_absent", OURS, RAW),
+        (f"put x{TASKS} tasks", OURS, RAW),
+        (f"put x{TASKS} tasks", OURS, PEER),
+        (f"get x{TASKS} tasks", OURS, RAW),
+        (f"get x{TASKS} tasks", OURS, PEER),
+        (f"cluster put x{TASKS} tasks", OURS, RAW_CLUSTER),
+        (f"cluster get x{TASKS} tasks", OURS, RAW_CLUSTER),
     ]
     report.print_table(ratios)
+    print(f"\np99 latency at {TASKS} tasks (ms):")
+    for group, by in p99.items():
+        cells = "  ".join(f"{name}: {ms:.2f}" for name, ms in by.items())
+        base = RAW_CLUSTER if group.startswith("cluster") else RAW
+        verdict = "ok" if by[OURS] <= by[base] else "MISSED"
+        print(f"  {group:<12} {cells}  (ours <= raw: {verdict})")
+    print(f"\n{IN_FLIGHT:,} operations in flight at once (puts, then gets), default settings:")
+    for name, (errors, wrong) in in_flight.items():
+        verdict = "ok" if errors == wrong == 0 else ("MISSED" if name == OURS else "")
+        print(f"  {name:<44} {errors:>5} errors, {wrong:>5} wrong or missing read-backs {verdict}")
     print("\ntargets:")
     for group, baseline, target in TARGETS:
         ratio = report.ratio(group, OURS, baseline)
@@ -248,6 +378,61 @@ async def run(args: argparse.Namespace) -> None:
             print(f"  {r.group:<28} {r.contender:<44} {r.extra['round_trips']}")
     path = report.save(ratios, args.json)
     print(f"\nsaved {path}")
+
+
+async def _raw_json(client: Any, key: str) -> Any:
+    data = await client.get(key)
+    return None if data is None else json.loads(data)
+
+
+async def _all_at_once(
+    put: Callable[[int, dict[str, Any]], Awaitable[Any]], get: Callable[[int], Awaitable[Any]]
+) -> tuple[int, int]:
+    """``IN_FLIGHT`` puts at once, then as many gets: (operations that raised, values that
+    did not read back as written)."""
+    values = [dict(VALUE, i=i) for i in range(IN_FLIGHT)]
+    puts = await asyncio.gather(*(put(i, values[i]) for i in range(IN_FLIGHT)), return_exceptions=True)
+    gets = await asyncio.gather(*(get(i) for i in range(IN_FLIGHT)), return_exceptions=True)
+    errors = sum(isinstance(r, BaseException) for r in (*puts, *gets))
+    wrong = sum(not isinstance(g, BaseException) and g != v for g, v in zip(gets, values, strict=True))
+    return errors, wrong
+
+
+async def _concurrent_group(
+    report: Report,
+    group: str,
+    ops: int,
+    rounds: int,
+    contenders: list[tuple[str, Callable[[int], Awaitable[Any]]]],
+) -> dict[str, float]:
+    """``TASKS`` tasks share ``ops`` operations; contenders take turns round by round. Records
+    the median round's throughput and returns each contender's p99 latency (ms) over all
+    rounds."""
+    per_task = max(ops // TASKS, 1)
+    latencies: dict[str, list[float]] = {name: [] for name, _ in contenders}
+    per_round: dict[str, list[float]] = {name: [] for name, _ in contenders}
+
+    async def task(op: Callable[[int], Awaitable[Any]], t: int, sink: list[float]) -> None:
+        for i in range(per_task):
+            began = time.perf_counter()
+            await op(t * per_task + i)
+            sink.append(time.perf_counter() - began)
+
+    for _name, op in contenders:  # warm up: connections made, scripts loaded
+        await asyncio.gather(*(task(op, t, []) for t in range(TASKS)))
+    for _ in range(rounds):
+        for name, op in contenders:
+            began = time.perf_counter()
+            await asyncio.gather(*(task(op, t, latencies[name]) for t in range(TASKS)))
+            per_round[name].append(per_task * TASKS / (time.perf_counter() - began))
+    out: dict[str, float] = {}
+    for name, _ in contenders:
+        median = statistics.median(per_round[name])
+        report.results.append(Result(group, name, median, per_task * TASKS, per_round[name], {}))
+        ordered = sorted(latencies[name])
+        out[name] = 1000 * ordered[int(0.99 * (len(ordered) - 1))]
+        print(f"  {group:<28} {name:<44} {median:>12,.0f} ops/s  p99 {out[name]:.2f} ms", file=sys.stderr)
+    return out
 
 
 def _increment(v: dict[str, Any] | None) -> dict[str, Any]:

@@ -27,7 +27,13 @@ from typing import Any, Protocol
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from fastmcp_sessions._values import clone, dumps_validated
-from fastmcp_sessions.errors import DecryptionError, DeserializationError, MissingKeyError, StoreSetupError
+from fastmcp_sessions.errors import (
+    DecryptionError,
+    DeserializationError,
+    MissingKeyError,
+    StoreSetupError,
+    key_ref,
+)
 
 logger = logging.getLogger("fastmcp_sessions")
 
@@ -225,12 +231,12 @@ class JsonCodec:
             value = json.loads(data)
         except ValueError:
             raise DeserializationError(
-                f"the stored value at collection {collection!r}, key {key!r} is not valid JSON "
+                f"the stored value at collection {collection!r}, key {key_ref(key)} is not valid JSON "
                 "(is the data encrypted? then open the store with encryption on)"
             ) from None
         if not isinstance(value, dict):
             raise DeserializationError(
-                f"the stored value at collection {collection!r}, key {key!r} is not an object"
+                f"the stored value at collection {collection!r}, key {key_ref(key)} is not an object"
             )
         return value
 
@@ -283,8 +289,8 @@ class FernetCodec:
             plain = self.keyring.decrypt(data)
         except (InvalidToken, TypeError, ValueError):
             raise DecryptionError(
-                f"cannot decrypt the value at collection {collection!r}, key {key!r}: it was not encrypted "
-                f"with any of the keys in use ({', '.join(self.keyring.fingerprints)}, from "
+                f"cannot decrypt the value at collection {collection!r}, key {key_ref(key)}: it was not "
+                f"encrypted with any of the keys in use ({', '.join(self.keyring.fingerprints)}, from "
                 f"{self.keyring.source}), or it is not fastmcp-sessions ciphertext. Add the key it was "
                 f"written with to {KEYS_ENV} (newest first); nothing was changed"
             ) from None
@@ -292,12 +298,12 @@ class FernetCodec:
             stored_collection, stored_key, value = json.loads(plain)
         except (ValueError, TypeError):
             raise DecryptionError(
-                f"the value at collection {collection!r}, key {key!r} decrypted to something that is not "
-                "a fastmcp-sessions record"
+                f"the value at collection {collection!r}, key {key_ref(key)} decrypted to something that "
+                "is not a fastmcp-sessions record"
             ) from None
         if stored_collection != collection or stored_key != key:
             raise DecryptionError(
-                f"the value at collection {collection!r}, key {key!r} was encrypted for a different "
+                f"the value at collection {collection!r}, key {key_ref(key)} was encrypted for a different "
                 "collection or key (a copied or moved record); refusing to return it"
             )
         return value  # type: ignore[no-any-return]

@@ -7,6 +7,8 @@ The classes below only add what that family has no name for.
 
 from __future__ import annotations
 
+import hashlib
+
 from key_value.aio.errors import (
     BaseKeyValueError,
     DecryptionError,
@@ -46,6 +48,17 @@ __all__ = [
 ]
 
 
+def key_ref(key: object) -> str:
+    """How a message names a key: a short hash, never the key itself.
+
+    Keys can be secrets (FastMCP stores authorization codes and client ids as keys), so
+    no error message, log line or ``extra_info`` carries one. The same key always gives
+    the same reference: ``fastmcp-sessions`` tools print it next to each key they list.
+    """
+    text = key if isinstance(key, str) else repr(key)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
 class ConflictError(KeyValueOperationError):
     """An optimistic ``update`` kept losing races and gave up.
 
@@ -59,7 +72,7 @@ class ConflictError(KeyValueOperationError):
                 f"update() gave up after {attempts} attempts because other writers kept changing "
                 "the entry; retry later, lower contention on this key, or pass a larger max_attempts"
             ),
-            extra_info={"collection": collection, "key": key, "attempts": attempts},
+            extra_info={"collection": collection, "key": key_ref(key), "attempts": attempts},
         )
 
 
@@ -88,10 +101,10 @@ class EntryTooLargeError(ValueTooLargeError, _KeyValueEntryTooLargeError):
         KeyValueOperationError.__init__(
             self,
             message=(
-                f"the entry for key {key!r} in collection {collection!r} is about {size} bytes, over "
+                f"the entry for key {key_ref(key)} in collection {collection!r} is about {size} bytes, over "
                 f"the backend's limit of {max_size} bytes; {advice}"
             ),
-            extra_info={"size": size, "max_size": max_size, "collection": collection, "key": key},
+            extra_info={"size": size, "max_size": max_size, "collection": collection, "key": key_ref(key)},
         )
 
 
@@ -112,14 +125,14 @@ class StaleFencingTokenError(KeyValueOperationError):
     def __init__(self, collection: str, key: str, lock: str, token: int, highest: int) -> None:
         super().__init__(
             message=(
-                f"refused a write to key {key!r} in collection {collection!r}: it carries fencing token "
+                f"refused a write to key {key_ref(key)} in collection {collection!r}: it carries fencing token "
                 f"{token} of lock {lock!r}, but token {highest} has already written there, so this holder "
                 "lost the lock (its lease ran out). Nothing was written; acquire the lock again and "
                 "re-read the value before writing"
             ),
             extra_info={
                 "collection": collection,
-                "key": key,
+                "key": key_ref(key),
                 "lock": lock,
                 "token": token,
                 "highest": highest,

@@ -1,5 +1,6 @@
-"""Redis backends for the conformance suite: a plain server, a TLS-only server and a
-three-master Redis Cluster, all real and started by tests/fixtures_redis.py.
+"""Redis backends for the conformance suite: a plain server (pipelined, the default, and
+with pipelining=false), a TLS-only server and a three-master Redis Cluster, all real and
+started by tests/fixtures_redis.py.
 
 Every test gets its own key namespace (the ``namespace=`` URL option), so tests share
 the session's servers without seeing each other's data.
@@ -23,6 +24,13 @@ def _redis_backend(name: str, url: str) -> Backend:
 def _redis(request: pytest.FixtureRequest, namespace: str) -> Backend:
     server = request.getfixturevalue("redis_server")
     return _redis_backend("redis", f"{server.url}?namespace={namespace}")
+
+
+@backend("redis-unpipelined")
+def _redis_unpipelined(request: pytest.FixtureRequest, namespace: str) -> Backend:
+    # pipelining=false: one pooled redis-py connection per command in flight.
+    server = request.getfixturevalue("redis_server")
+    return _redis_backend("redis-unpipelined", f"{server.url}?namespace={namespace}&pipelining=false")
 
 
 @backend("redis-tls")

@@ -921,6 +921,149 @@ class RedisCluster:
             time.sleep(0.1)
 
 
+class RedisSentinelNode(RedisServer):
+    """One Redis Sentinel (``redis-server FILE --sentinel``) watching ``service`` on
+    127.0.0.1:``master_port``. Sentinel rewrites its config file, so it lives in the
+    node's own writable directory."""
+
+    name = "redis-sentinel"
+
+    def __init__(self, service: str, master_port: int, *, quorum: int = 2, down_after_ms: int = 1000) -> None:
+        super().__init__()
+        self.service = service
+        self.master_port = master_port
+        self.quorum = quorum
+        self.down_after_ms = down_after_ms
+
+    def _config_lines(self) -> list[str]:
+        assert self.workdir is not None
+        return [
+            f"bind {HOST}",
+            f"port {self.port}",
+            f"dir {_redis_conf_quote(str(self.workdir))}",
+            'logfile ""',
+            f"sentinel monitor {self.service} {HOST} {self.master_port} {self.quorum}",
+            f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}",
+            f"sentinel failover-timeout {self.service} 10000",
+            f"sentinel parallel-syncs {self.service} 1",
+        ]
+
+    def _command(self) -> list[str]:
+        assert self.workdir is not None
+        return [_which("redis-server") or "redis-server", str(self.workdir / "redis.conf"), "--sentinel"]
+
+    def master_address(self) -> tuple[str, int] | None:
+        """Where this sentinel says the primary is."""
+        reply = self.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+        if not isinstance(reply, list) or len(reply) != 2:
+            return None
+        return str(reply[0]), int(str(reply[1]))
+
+
+class RedisSentinelGroup:
+    """A primary, ``replicas`` replicas and ``sentinels`` sentinels, all on 127.0.0.1.
+
+    ``url`` is ``redis+sentinel://127.0.0.1:S1,.../SERVICE``. ``servers`` holds the data
+    nodes (``servers[0]`` starts as the primary); start() returns once every replica is
+    in sync and every sentinel knows the replicas and the other sentinels.
+    """
+
+    name = "redis-sentinel-group"
+
+    def __init__(
+        self, replicas: int = 1, sentinels: int = 3, *, service: str = "fms", start_timeout: float = 40.0
+    ):
+        self.service = service
+        self.replica_count = replicas
+        self.sentinel_count = sentinels
+        self.start_timeout = start_timeout
+        self.servers: list[RedisServer] = []
+        self.sentinels: list[RedisSentinelNode] = []
+
+    @property
+    def url(self) -> str:
+        return "redis+sentinel://" + ",".join(f"{HOST}:{s.port}" for s in self.sentinels) + f"/{self.service}"
+
+    def start(self) -> RedisSentinelGroup:
+        ensure_installed("redis")
+        deadline = time.monotonic() + self.start_timeout
+        try:
+            sync = ["repl-diskless-sync-delay 0", "repl-diskless-sync yes"]
+            primary = RedisServer(extra_config=sync)
+            self.servers.append(primary)
+            primary.start()
+            for _ in range(self.replica_count):
+                replica = RedisServer(extra_config=[*sync, f"replicaof {HOST} {primary.port}"])
+                self.servers.append(replica)
+                replica.start()
+            for _ in range(self.sentinel_count):
+                sentinel = RedisSentinelNode(self.service, primary.port)
+                self.sentinels.append(sentinel)
+                sentinel.start()
+            self._wait_ready(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def primary(self) -> RedisServer | None:
+        """The data node the sentinels currently name as primary."""
+        address = self.sentinels[0].master_address()
+        return next((s for s in self.servers if address and s.port == address[1]), None)
+
+    def wait_replicas_in_sync(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until the current primary reports ``count`` connected replicas."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                primary = self.primary()
+                if primary is not None and primary.running:
+                    info = str(primary.command("INFO", "replication"))
+                    last = info
+                    online = info.count("state=online")
+                    if "role:master" in info and online >= count:
+                        return
+            except (OSError, RedisProtocolError) as error:
+                last = error
+            time.sleep(0.1)
+        raise ServerStartError(f"replicas not in sync in time; last INFO: {last}")
+
+    def _wait_ready(self, deadline: float) -> None:
+        self.wait_replicas_in_sync(self.replica_count, max(1.0, deadline - time.monotonic()))
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                ready = True
+                for sentinel in self.sentinels:
+                    fields = sentinel.command("SENTINEL", "MASTER", self.service)
+                    info = (
+                        dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else {}
+                    )
+                    last = info
+                    ready = ready and int(str(info.get("num-slaves", 0))) >= self.replica_count
+                    ready = ready and int(str(info.get("num-other-sentinels", 0))) >= self.sentinel_count - 1
+                if ready:
+                    return
+            except (OSError, RedisProtocolError) as error:
+                last = error
+            time.sleep(0.1)
+        raise ServerStartError(f"sentinels did not find the replicas and each other in time; last: {last}")
+
+    def stop(self) -> None:
+        for node in [*self.sentinels, *self.servers]:
+            node.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<RedisSentinelGroup {self.url if self.sentinels else '(not started)'}>"
+
+
 # --------------------------------------------------------------------------
 # MongoDB wire-protocol stand-ins
 

@@ -36,6 +36,7 @@ from fastmcp_sessions.errors import (
     SerializationError,
     StoreConnectionError,
 )
+from fastmcp_sessions.stores._pipelining import _Link
 from fastmcp_sessions.stores.redis import RedisStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -64,18 +65,25 @@ async def store(redis_server: RedisServer, ns: str) -> AsyncIterator[RedisStore]
 
 
 class RoundTrips:
-    """Counts redis-py connection writes per server port: one write, one round trip."""
+    """Counts writes per server port, of redis-py's connections and of the store's
+    pipelined ones: one write, one round trip."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.by_port: Counter[int] = Counter()
         original = Connection.send_packed_command
+        original_send = _Link.send
         counter = self.by_port
 
         async def counting(conn: Connection, *args: Any, **kwargs: Any) -> None:
             counter[int(conn.port)] += 1
             await original(conn, *args, **kwargs)
 
+        def counting_send(link: _Link, *args: Any) -> None:
+            counter[int(link.connection.port)] += 1
+            original_send(link, *args)
+
         monkeypatch.setattr(Connection, "send_packed_command", counting)
+        monkeypatch.setattr(_Link, "send", counting_send)
 
     @property
     def total(self) -> int:

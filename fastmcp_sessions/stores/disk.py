@@ -37,7 +37,7 @@ from fastmcp_sessions.encryption import (
     load_keyring,
     make_private_dir,
 )
-from fastmcp_sessions.errors import DecryptionError, StoreConnectionError, StoreSetupError
+from fastmcp_sessions.errors import DecryptionError, StoreConnectionError, StoreSetupError, key_ref
 from fastmcp_sessions.stores._thread import WorkerThread
 from fastmcp_sessions.stores._url import parse_bool, take_query_options
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
@@ -268,7 +268,7 @@ class DiskStore(Store):
         if self._setup_error is not None:
             raise self._setup_error
         if self._key_error is not None:
-            where = f" (collection {collection!r}, key {key!r})" if key else ""
+            where = f" (collection {collection!r}, key {key_ref(key)})" if key else ""
             raise DecryptionError(self._key_error.replace("; set", f"{where}; set", 1))
         assert self._conn is not None
         return self._conn

@@ -43,6 +43,7 @@ from fastmcp_sessions.errors import (
     KeyValueOperationError,
     StoreConnectionError,
     StoreSetupError,
+    key_ref,
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._names import stored_name
@@ -499,8 +500,8 @@ class DynamoDBStore(Store):
             value = version = None
         if type(value) is not dict or not isinstance(version, str):
             raise DeserializationError(
-                f"{self!r}: the item for key {item.get('sk')!r} holds no value this store wrote; is another "
-                f"program writing to table {self.table!r}?"
+                f"{self!r}: the item for key {key_ref(item.get('sk'))} holds no value this store "
+                f"wrote; is another program writing to table {self.table!r}?"
             )
         return Versioned(value, version, remaining)
 

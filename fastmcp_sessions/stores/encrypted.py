@@ -31,7 +31,7 @@ from typing import Any
 from cryptography.fernet import InvalidToken
 
 from fastmcp_sessions.encryption import KEYS_ENV, FernetCodec, Keyring, load_keyring
-from fastmcp_sessions.errors import DecryptionError, KeyMismatchError, StoreSetupError
+from fastmcp_sessions.errors import DecryptionError, KeyMismatchError, StoreSetupError, key_ref
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
 
 ENVELOPE_MARK = "__encrypted__"
@@ -225,9 +225,9 @@ class EncryptedStore(Store):
         token = stored.get("ciphertext")
         if stored.get(ENVELOPE_MARK) != ENVELOPE_VERSION or not isinstance(token, str) or len(stored) != 2:
             raise DecryptionError(
-                f"the value at collection {collection!r}, key {key!r} is not encrypted by fastmcp-sessions "
-                "(plaintext or foreign data); refusing to return it. Re-write it through this store, or "
-                "migrate plaintext data with `fastmcp-sessions migrate`"
+                f"the value at collection {collection!r}, key {key_ref(key)} is not encrypted by "
+                "fastmcp-sessions (plaintext or foreign data); refusing to return it. Re-write it through "
+                "this store, or migrate plaintext data with `fastmcp-sessions migrate`"
             )
         return self._codec.decode(collection, key, token.encode("ascii"))
 

@@ -49,6 +49,7 @@ from fastmcp_sessions.errors import (
     SerializationError,
     StoreConnectionError,
     StoreSetupError,
+    key_ref,
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._names import is_hashed, stored_name
@@ -458,8 +459,8 @@ class MongoDBStore(Store):
                 value = None
             if type(value) is not dict:
                 raise DeserializationError(
-                    f"{self!r}: the document for key {doc.get('k')!r} holds no value this store wrote; "
-                    f"is another program writing to collection {self.collection_name!r}?"
+                    f"{self!r}: the document for key {key_ref(doc.get('k'))} holds no value this store "
+                    f"wrote; is another program writing to collection {self.collection_name!r}?"
                 )
         x = doc.get("x")
         return Versioned(value, str(doc.get("v")), None if x is None else max(x - now, 0.0))

@@ -1,7 +1,9 @@
-"""Redis store: a standalone server, TLS, ACL users, Unix sockets and Redis Cluster.
+"""Redis store: a standalone server, TLS, ACL users, Unix sockets, Redis Cluster and Sentinel.
 
-Built on redis-py's asyncio client (``pip install 'fastmcp-sessions[redis]'``; redis-py
-uses ``hiredis`` when it is installed). Layout (see docs/redis.md)::
+Built on redis-py's asyncio client (``pip install 'fastmcp-sessions[redis]'``). Commands
+are pipelined automatically, one connection per server or cluster node
+(``_pipelining.py``); ``pipelining=False`` uses redis-py's pool instead. Layout (see
+docs/redis.md)::
 
     <namespace>:{<collection>}:<key>     one Redis string per entry (colocate=True, default)
     <namespace>:{}:<collection>:<key>    the same with an empty hash tag (colocate=False)
@@ -39,6 +41,7 @@ from fastmcp_sessions.errors import (
     KeyValueOperationError,
     StoreClosedError,
     StoreConnectionError,
+    key_ref,
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._url import parse_bool, redact_url, take_query_options
@@ -51,6 +54,7 @@ try:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.asyncio.retry import Retry
+    from redis.asyncio.sentinel import Sentinel
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.client import NEVER_DECODE
     from redis.crc import key_slot
@@ -71,6 +75,14 @@ try:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import ReadOnlyError as RedisReadOnlyError
     from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from fastmcp_sessions.stores._pipelining import ClusterPipeline, NodePipeline
+
+    class _Unreplicated(RedisConnectionError):
+        """WAIT answered that fewer replicas than ``wait_replicas`` have a write."""
+
+    class _NoFreeConnection(RedisConnectionError):
+        """Without pipelining, every connection stayed busy for the whole timeout."""
 
     _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
         RedisConnectionError,
@@ -105,7 +117,7 @@ _MAX_PX = 2**47  # ~4,400 years; longer TTLs would overflow Redis's expiry arith
 _RAW = {NEVER_DECODE: True} if _HAVE_REDIS else {}  # bytes back whatever decode_responses says
 _SET_GET = {NEVER_DECODE: True, "get": True} if _HAVE_REDIS else {}
 
-_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel")
 _URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "namespace": str,
     "colocate": parse_bool,
@@ -113,6 +125,8 @@ _URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "default_collection": str,
     "db": int,
     "max_connections": int,
+    "pipelining": parse_bool,
+    "wait_replicas": int,
     "client_name": str,
     "ssl_ca_certs": str,
     "ssl_certfile": str,
@@ -237,7 +251,7 @@ def _glob_escape(text: str) -> str:
 
 def _foreign(collection: str, key: str, why: str) -> DeserializationError:
     return DeserializationError(
-        f"the Redis value at collection {collection!r}, key {key!r} is not fastmcp-sessions data "
+        f"the Redis value at collection {collection!r}, key {key_ref(key)} is not fastmcp-sessions data "
         f"({why}); another program wrote it, or it is corrupt. Delete the entry (store.delete) or "
         "give this store its own namespace= so it never shares keys with other programs"
     )
@@ -266,16 +280,23 @@ def _ttl_seconds(pttl: int) -> float | None:
 
 
 class RedisStore(Store):
-    """A store in Redis: one server (``redis://``, ``rediss://``, ``unix://``) or a Redis
-    Cluster (``redis+cluster://host:port[,host:port...]``, ``rediss+cluster://``).
+    """A store in Redis: one server (``redis://``, ``rediss://``, ``unix://``), a Redis
+    Cluster (``redis+cluster://host:port[,host:port...]``, ``rediss+cluster://``) or a
+    primary found through Redis Sentinel
+    (``redis+sentinel://[user:password@]host:port[,host:port...]/service_name[/db]``,
+    ``rediss+sentinel://``).
+
+    Commands are pipelined automatically: those issued in one event-loop tick, or while
+    others are in flight, go out together on one connection per server, so any number
+    of concurrent operations completes without a connection pool to run dry.
 
     Args:
         url: Where Redis is; user and password come from the URL
             (``redis://user:password@host:6379/0``). Default ``redis://localhost:6379/0``.
             Query options are the keyword arguments below.
         client: A ready ``redis.asyncio.Redis`` or ``RedisCluster`` instead of ``url``
-            (either ``decode_responses`` setting works). The store does not close it, and
-            its own timeouts and retries apply instead of ``timeout``.
+            (either ``decode_responses`` setting works). The store does not close it; it
+            makes its connections the way the client would (address, TLS, credentials).
         namespace: Prefix of every key this store reads or writes (no ``{`` or ``}``).
             Stores with different namespaces never see each other's data.
         colocate: Keep each collection in one Redis Cluster hash slot (default): batches
@@ -283,10 +304,16 @@ class RedisStore(Store):
             collection's keys over the whole cluster (for one very large or very hot
             collection). The two layouts name keys differently: pick one per namespace.
         timeout: Seconds to wait for a connection or a reply; past it an operation raises
-            ``StoreConnectionError``. A connection that broke (server restarted) is
-            replaced once, transparently.
+            ``StoreConnectionError``. A connection the server closed (a restart) is replaced
+            by the next command; one that breaks fails only the commands in flight on it.
         db: Database number for ``unix://`` URLs (``redis://`` URLs take it from the path).
-        max_connections: Upper bound on pooled connections (per node on a cluster).
+        max_connections: Without pipelining, how many commands may be in flight at once
+            (per node on a cluster); more wait for a free connection, up to ``timeout``.
+        pipelining: Pipeline commands automatically (default). ``False`` sends each
+            command on a connection of its own from redis-py's pool.
+        wait_replicas: After every write, ``WAIT`` until this many replicas have it (at
+            most ``timeout / 2`` seconds) and raise ``StoreConnectionError`` if fewer do, so
+            that an acknowledged write survives a failover. Default 0 (no wait).
         client_name: ``CLIENT SETNAME`` for the store's connections.
         ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname: TLS
             settings for ``rediss://`` (CA bundle, client certificate and key for mutual
@@ -309,6 +336,8 @@ class RedisStore(Store):
         timeout: float = DEFAULT_TIMEOUT,
         db: int | None = None,
         max_connections: int | None = None,
+        pipelining: bool = True,
+        wait_replicas: int = 0,
         client_name: str | None = None,
         ssl_ca_certs: str | None = None,
         ssl_certfile: str | None = None,
@@ -327,9 +356,19 @@ class RedisStore(Store):
             )
         if isinstance(timeout, bool) or not (float(timeout) > 0 and float(timeout) != float("inf")):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int) or wait_replicas < 0:
+            raise ValueError(f"wait_replicas must be a non-negative int, got {wait_replicas!r}")
+        if max_connections is not None and (
+            isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1
+        ):
+            raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
         self.namespace = namespace
         self.colocate = bool(colocate)
         self.timeout = float(timeout)
+        self.pipelining = bool(pipelining)
+        self.wait_replicas = wait_replicas
+        self._wait = ("WAIT", wait_replicas, max(1, int(self.timeout * 500)))
+        self._sentinel: Any = None
         self._base = f"{namespace}:{{" if self.colocate else f"{namespace}:{{}}:"
         self._prefixes: dict[str, str] = {}
         self._nx_get = True  # SET NX ... GET needs Redis >= 7.0; switched off on older servers
@@ -358,17 +397,31 @@ class RedisStore(Store):
                 "ssl_cert_reqs": ssl_cert_reqs,
                 "ssl_check_hostname": ssl_check_hostname,
             }
-            self._client = _make_client(url, self.timeout, db, max_connections, client_name, tls)
+            self._client, self._sentinel = _make_client(
+                url, self.timeout, db, max_connections, client_name, tls
+            )
             self._owns_client = True
             self._where = redact_url(url)
         self._cluster = isinstance(self._client, RedisCluster)
-        # Every command goes through _execute: on a server, redis-py's own method (bounded by
-        # its timeouts, nothing added to the hot path); on a cluster, a wrapper with a hard
-        # deadline, because redis-py's cluster retries (slot map refresh, retry) stack waits.
-        self._execute: Callable[..., Awaitable[Any]] = (
-            self._cluster_execute if self._cluster else self._client.execute_command
-        )
+        if self._cluster and wait_replicas and not self.pipelining:
+            raise ValueError("wait_replicas on Redis Cluster needs pipelining (drop pipelining=false)")
         self._deadline = 2 * self.timeout
+        # Every command goes through _send (one command) or _send_all (a batch, one write
+        # per node), each command paired with the key that routes it on a cluster.
+        self._node: NodePipeline | None = None
+        self._router: ClusterPipeline | None = None
+        self._send: Callable[[tuple[Any, ...], Any], Awaitable[Any]]
+        self._send_all: Callable[[list[tuple[tuple[Any, ...], Any]]], Awaitable[list[Any]]]
+        if self.pipelining and isinstance(self._client, RedisCluster):
+            self._router = ClusterPipeline(self._client, self.timeout)
+            self._send, self._send_all = self._router.execute, self._router.send_all
+        elif self.pipelining:
+            pool = self._client.connection_pool  # type: ignore[union-attr]
+            self._node = NodePipeline(pool.make_connection, self._where, self.timeout)
+            self._send, self._send_all = self._node.send, self._node.send_all
+        else:
+            self._send, self._send_all = self._direct_send, self._direct_send_all
+        self._gate = asyncio.Semaphore(max_connections or _pool_size(self._client))
         # redis-py's async RedisCluster routes commands issued before its first initialize()
         # to a random node (MOVED storms that close other tasks' connections), so the store
         # initializes it once before its first command.
@@ -377,8 +430,11 @@ class RedisStore(Store):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
         """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS), ``unix:///path.sock``,
-        ``redis+cluster://host:port[,host:port...]`` or ``rediss+cluster://``, with query options
-        ``namespace``, ``colocate``, ``timeout``, ``db``, ``max_connections``, ``client_name``,
+        ``redis+cluster://host:port[,host:port...]``, ``rediss+cluster://``,
+        ``redis+sentinel://[user:password@]host:port[,host:port...]/service_name[/db]`` or
+        ``rediss+sentinel://``, with query options
+        ``namespace``, ``colocate``, ``timeout``, ``db``, ``max_connections``, ``pipelining``,
+        ``wait_replicas``, ``client_name``,
         ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``,
         ``ssl_check_hostname``, ``default_collection`` (keyword options win)."""
         take_query_options(url, _URL_OPTIONS, options)
@@ -450,8 +506,41 @@ class RedisStore(Store):
 
     # -- running commands ------------------------------------------------------------------
 
-    async def _cluster_execute(self, *args: Any, **options: Any) -> Any:
-        return await self._bounded(self._client.execute_command(*args, **options))
+    async def _direct_send(self, args: tuple[Any, ...], key: str | None = None) -> Any:
+        """One command on a connection of redis-py's pool (``pipelining=False``)."""
+        options = _SET_GET if args[0] == "SET" and args[-1] == "GET" else _RAW
+        await self._enter_gate()
+        try:
+            if self._cluster:
+                return await self._bounded(self._client.execute_command(*args, **options))
+            return await self._client.execute_command(*args, **options)
+        finally:
+            self._gate.release()
+
+    async def _direct_send_all(self, commands: list[tuple[tuple[Any, ...], Any]]) -> list[Any]:
+        """A batch as one redis-py pipeline (``pipelining=False``)."""
+        if len(commands) == 1:
+            return [await self._direct_send(*commands[0])]
+        await self._enter_gate()
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for args, _ in commands:
+                pipe.execute_command(*args, **_RAW)
+            results: list[Any] = await (self._bounded(pipe.execute()) if self._cluster else pipe.execute())
+            return results
+        finally:
+            self._gate.release()
+
+    async def _enter_gate(self) -> None:
+        # Without pipelining at most max_connections commands run at once; the rest wait their
+        # turn (redis-py's own pool would raise MaxConnectionsError instead).
+        if not self._gate.locked():
+            await self._gate.acquire()
+            return
+        try:
+            await asyncio.wait_for(self._gate.acquire(), self.timeout)
+        except TimeoutError:
+            raise _NoFreeConnection(f"no connection came free within {self.timeout:g}s") from None
 
     async def _bounded(self, awaitable: Awaitable[Any]) -> Any:
         """Await a cluster operation, at most ``2 * timeout`` seconds in all."""
@@ -475,13 +564,18 @@ class RedisStore(Store):
         where = (
             ""
             if collection is None
-            else f" (collection {collection!r}" + (f", key {key!r})" if key is not None else ")")
+            else f" (collection {collection!r}" + (f", key {key_ref(key)})" if key is not None else ")")
         )
         if isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"):
             return DeserializationError(
                 f"a Redis key of this store{where} holds a Redis type other than a string, so it is not "
                 "fastmcp-sessions data; another program wrote it. Delete it, or give this store its own "
                 "namespace="
+            )
+        if isinstance(exc, ResponseError) and "invalid bulk length" in str(exc):
+            return KeyValueOperationError(
+                f"{self!r}: the entry{where} is larger than the server accepts (its proto-max-bulk-len); "
+                "keep entries smaller, or raise proto-max-bulk-len on the server"
             )
         if isinstance(exc, NoPermissionError):
             return KeyValueOperationError(
@@ -493,6 +587,10 @@ class RedisStore(Store):
                 f"{self!r}: Redis is out of memory and refused the write{where} ({exc}); raise maxmemory, "
                 "or use an eviction policy such as volatile-lru"
             )
+        if isinstance(exc, RedisReadOnlyError) and self._sentinel is not None and self._node is not None:
+            # The primary we knew was demoted: drop the connection; the next asks Sentinel again.
+            self._node.reset()
+            return self._connection_error(exc)
         if isinstance(exc, RedisReadOnlyError):
             return KeyValueOperationError(
                 f"{self!r}: the server is a read-only replica{where}; point the URL at the primary"
@@ -511,8 +609,16 @@ class RedisStore(Store):
                 "authentication failed: check the user name and password in the URL "
                 "(redis://user:password@host:port/db) and the server's ACL"
             )
-        elif isinstance(exc, MaxConnectionsError):
-            advice = "the connection pool is exhausted: raise max_connections or lower concurrency"
+        elif isinstance(exc, MaxConnectionsError | _NoFreeConnection):
+            advice = (
+                f"every connection stayed busy for timeout={self.timeout:g}s: turn pipelining back on "
+                "(the default; drop pipelining=false), which needs no pool, or raise timeout"
+            )
+        elif isinstance(exc, _Unreplicated):
+            advice = (
+                "a replica is down or lagging (or a failover is under way); the write may not survive "
+                "a failover: retry it, or lower wait_replicas to the replicas you run"
+            )
         elif isinstance(exc, RedisTimeoutError):
             advice = (
                 f"no answer within timeout={self.timeout:g}s: the server is down, paused or unreachable, "
@@ -530,42 +636,72 @@ class RedisStore(Store):
             )
         return StoreConnectionError(f"{self!r} could not be reached ({type(exc).__name__}: {exc}); {advice}")
 
-    async def _script(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await self._one(("EVALSHA", script.sha, len(keys), *keys, *args), (script,))
+    async def _script(
+        self, script: _Script, keys: Sequence[str], args: Sequence[Any], *, write: bool = False
+    ) -> Any:
+        return await self._one(
+            ("EVALSHA", script.sha, len(keys), *keys, *args), keys[0], (script,), write=write
+        )
 
-    async def _one(self, command: tuple[Any, ...], scripts: Sequence[_Script] = ()) -> Any:
+    async def _one(
+        self, command: tuple[Any, ...], key: str, scripts: Sequence[_Script] = (), *, write: bool = False
+    ) -> Any:
+        """One command's reply; a write waits for ``wait_replicas`` replicas."""
+        if write and self.wait_replicas:
+            return (await self._batch([(command, key)], scripts, write=True))[0]
         try:
-            return await self._execute(*command, **_RAW)
+            return await self._send(command, key)
         except NoScriptError:
             # First use on this server (or it restarted, or failed over): load and go again.
             await self._load(scripts)
-            return await self._execute(*command, **_RAW)
+            return await self._send(command, key)
 
     async def _load(self, scripts: Sequence[_Script]) -> None:
         logger.debug("%r: loading %d Lua script(s) after NOSCRIPT", self, len(scripts))
         for script in scripts:  # on a cluster, SCRIPT LOAD reaches every master
-            await self._execute("SCRIPT LOAD", script.source)
+            if self._router is not None:
+                await self._router.on_every_primary(("SCRIPT LOAD", script.source))
+            else:
+                await self._send(("SCRIPT LOAD", script.source), None)
 
-    async def _batch(self, commands: list[tuple[Any, ...]], scripts: Sequence[_Script] = ()) -> list[Any]:
-        """Run ``commands`` in one round trip (one per node on a cluster); results in order.
+    async def _batch(
+        self,
+        commands: list[tuple[tuple[Any, ...], str]],
+        scripts: Sequence[_Script] = (),
+        *,
+        write: bool = False,
+    ) -> list[Any]:
+        """Run ``commands`` (each with its routing key) in one round trip (one per node on a
+        cluster); results in order. Writes then wait for ``wait_replicas`` replicas.
 
         Every batch is idempotent (reads, or writes of payloads made beforehand), so after a
         ``NOSCRIPT`` it simply runs again once the scripts are loaded.
         """
+        waits = 0
+        if write and self.wait_replicas:
+            # WAIT covers the writes sent before it on the same connection: one per node.
+            last: dict[str, str] = {"": commands[-1][1]}
+            if self._router is not None:
+                last = {self._router.node_for(k).name: k for _, k in commands}
+            commands = [*commands, *((self._wait, k) for k in last.values())]
+            waits = len(last)
         if len(commands) == 1:
-            return [await self._one(commands[0], scripts)]
-        try:
-            return await self._pipeline(commands)
-        except NoScriptError:
-            await self._load(scripts)
-            return await self._pipeline(commands)
-
-    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command, **_RAW)
-        results: list[Any] = await (self._bounded(pipe.execute()) if self._cluster else pipe.execute())
-        return results
+            replies = [await self._one(*commands[0], scripts)]
+        else:
+            try:
+                replies = await self._send_all(commands)
+            except NoScriptError:
+                await self._load(scripts)
+                replies = await self._send_all(commands)
+        if waits:
+            acked = min(int(r) for r in replies[-waits:])
+            if acked < self.wait_replicas:
+                raise _Unreplicated(
+                    f"the write reached the primary but only {acked} of wait_replicas={self.wait_replicas} "
+                    f"replicas confirmed it within {self._wait[2]} ms"
+                )
+            replies = replies[:-waits]
+        return replies
 
     # -- the hot paths, written out in full -----------------------------------------------
 
@@ -576,7 +712,7 @@ class RedisStore(Store):
         c = self.default_collection if collection is None else check_collection(collection)
         name = self._prefix(c) + check_key(key)
         try:
-            raw = await self._execute("GET", name, **_RAW)
+            raw = await self._send(("GET", name), name)
         except _REDIS_ERRORS as exc:
             raise self._error(exc, c, key) from exc
         return None if raw is None else _parse(c, key, raw)[1]
@@ -597,10 +733,8 @@ class RedisStore(Store):
         seconds = check_ttl(ttl)
         payload = _payload(copy_value(value))
         try:
-            if seconds is None:
-                await self._execute("SET", name, payload)
-            else:
-                await self._execute("SET", name, payload, "PX", _ms(seconds))
+            args = ("SET", name, payload) if seconds is None else ("SET", name, payload, "PX", _ms(seconds))
+            await (self._one(args, name, write=True) if self.wait_replicas else self._send(args, name))
         except _REDIS_ERRORS as exc:
             raise self._error(exc, c, key) from exc
 
@@ -618,7 +752,8 @@ class RedisStore(Store):
         groups = self._groups(c, names)
         try:
             replies = await self._batch(
-                [("EVALSHA", _GET_MANY.sha, len(g), *(names[i] for i in g)) for g in groups], (_GET_MANY,)
+                [(("EVALSHA", _GET_MANY.sha, len(g), *(names[i] for i in g)), names[g[0]]) for g in groups],
+                (_GET_MANY,),
             )
         except _REDIS_ERRORS as exc:
             raise self._error(exc, c) from exc
@@ -647,7 +782,9 @@ class RedisStore(Store):
         prefix = self._prefix(collection)
         names = [prefix + k for k in keys]
         groups = self._groups(collection, names)
-        commands = [("EVALSHA", _READ_MANY.sha, len(g), *(names[i] for i in g)) for g in groups]
+        commands = [
+            (("EVALSHA", _READ_MANY.sha, len(g), *(names[i] for i in g)), names[g[0]]) for g in groups
+        ]
         try:
             replies = await self._batch(commands, (_READ_MANY,))
         except _REDIS_ERRORS as exc:
@@ -664,10 +801,8 @@ class RedisStore(Store):
         payload = _payload(value)
         name = self._prefix(collection) + key
         try:
-            if ttl is None:
-                await self._execute("SET", name, payload)
-            else:
-                await self._execute("SET", name, payload, "PX", _ms(ttl))
+            args = ("SET", name, payload) if ttl is None else ("SET", name, payload, "PX", _ms(ttl))
+            await self._one(args, name, write=True)
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection, key) from exc
 
@@ -680,24 +815,37 @@ class RedisStore(Store):
         names = [prefix + k for k in keys]
         payloads = [_payload(v) for v in values]
         groups = self._groups(collection, names)
-        commands: list[tuple[Any, ...]]
+        commands: list[tuple[tuple[Any, ...], str]]
         if ttl is None:
             # MSET is atomic per command and needs no script.
-            commands = [("MSET", *(x for i in g for x in (names[i], payloads[i]))) for g in groups]
+            commands = [
+                (("MSET", *(x for i in g for x in (names[i], payloads[i]))), names[g[0]]) for g in groups
+            ]
         else:
             px = _ms(ttl)
             commands = [
-                ("EVALSHA", _WRITE_MANY_PX.sha, len(g), *(names[i] for i in g), px, *(payloads[i] for i in g))
+                (
+                    (
+                        "EVALSHA",
+                        _WRITE_MANY_PX.sha,
+                        len(g),
+                        *(names[i] for i in g),
+                        px,
+                        *(payloads[i] for i in g),
+                    ),
+                    names[g[0]],
+                )
                 for g in groups
             ]
         try:
-            await self._batch(commands, (_WRITE_MANY_PX,))
+            await self._batch(commands, (_WRITE_MANY_PX,), write=True)
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection) from exc
 
     async def _remove(self, collection: str, key: str) -> bool:
         try:
-            return bool(await self._execute("DEL", self._prefix(collection) + key))
+            name = self._prefix(collection) + key
+            return bool(await self._one(("DEL", name), name, write=True))
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection, key) from exc
 
@@ -713,7 +861,9 @@ class RedisStore(Store):
 
     async def _unlink(self, collection: str, names: list[str], command: str) -> int:
         groups = self._groups(collection, names)
-        replies = await self._batch([(command, *(names[i] for i in g)) for g in groups])
+        replies = await self._batch(
+            [((command, *(names[i] for i in g)), names[g[0]]) for g in groups], write=True
+        )
         return sum(int(r) for r in replies)
 
     async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
@@ -727,14 +877,14 @@ class RedisStore(Store):
                 try:
                     # GET returns what blocked us; our own header means a retried attempt of this
                     # very call already wrote it (the reply to the first one was lost).
-                    previous = await self._execute(*args, "GET", **_SET_GET)
+                    previous = await self._one((*args, "GET"), name, write=True)
                 except ResponseError as exc:
                     if "syntax" not in str(exc).lower():
                         raise
                     self._nx_get = False  # Redis < 7.0 cannot combine NX and GET
                 else:
                     return previous is None or bytes(previous[:_HEADER]) == payload[:_HEADER]
-            return bool(await self._execute(*args))
+            return bool(await self._one(args, name, write=True))
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection, key) from exc
 
@@ -745,7 +895,9 @@ class RedisStore(Store):
         payload = _payload(value)
         px = "" if ttl is None else _ms(ttl)
         try:
-            reply = await self._script(_SWAP, (self._prefix(collection) + key,), (expected, payload, px))
+            reply = await self._script(
+                _SWAP, (self._prefix(collection) + key,), (expected, payload, px), write=True
+            )
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection, key) from exc
         return bool(reply)
@@ -755,7 +907,9 @@ class RedisStore(Store):
         if len(expected) != _HEADER:
             return False
         try:
-            reply = await self._script(_REMOVE_IF_VERSION, (self._prefix(collection) + key,), (expected,))
+            reply = await self._script(
+                _REMOVE_IF_VERSION, (self._prefix(collection) + key,), (expected,), write=True
+            )
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection, key) from exc
         return bool(reply)
@@ -765,18 +919,26 @@ class RedisStore(Store):
     async def _scan(self, pattern: str) -> AsyncGenerator[list[bytes], None]:
         """Pages of every key matching ``pattern``: a full SCAN of the server, or of every
         master of a cluster."""
-        if isinstance(self._client, RedisCluster):
-            await self._execute("PING")  # initializes the client and refreshes a stale slot map
-            nodes: list[Any] = list(self._client.get_primaries())
+        if self._router is not None:
+            await self._router.ready()
+            nodes: list[Any] = list(self._router.client.get_primaries())
+        elif isinstance(self._client, RedisCluster):
+            await self._direct_send(("PING",))  # initializes the client and refreshes a stale slot map
+            nodes = list(self._client.get_primaries())
         else:
             nodes = [None]
         for node in nodes:
-            target = {} if node is None else {"target_nodes": node}
             cursor: Any = 0
             while True:
-                cursor, names = await self._execute(
-                    "SCAN", cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT, **target, **_RAW
-                )
+                args = ("SCAN", cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT)
+                if node is None:
+                    cursor, names = await self._send(args, None)
+                elif self._router is not None:
+                    cursor, names = await self._router.pipe(node).send(args)
+                else:
+                    cursor, names = await self._bounded(
+                        self._client.execute_command(*args, target_nodes=node, **_RAW)
+                    )
                 if isinstance(cursor, dict):  # a cluster answers {node name: cursor}
                     cursor = next(iter(cursor.values()))
                 if names:
@@ -836,9 +998,14 @@ class RedisStore(Store):
         return removed > 0
 
     async def _close(self) -> None:
+        pipes = self._node or self._router
+        if pipes is not None:
+            await pipes.close()
         if self._owns_client:
             with contextlib.suppress(*_REDIS_ERRORS, OSError):
                 await self._client.aclose()
+                for sentinel in self._sentinel.sentinels if self._sentinel is not None else ():
+                    await sentinel.aclose()
 
 
 def _describe_client(client: Any) -> str:
@@ -877,6 +1044,13 @@ def _host_port(text: str, url: str) -> tuple[str, int]:
     return host, port
 
 
+def _pool_size(client: Any) -> int:
+    """How many commands redis-py's pool of ``client`` can run at once."""
+    if isinstance(client, RedisCluster):
+        return int(getattr(client, "max_connections", 0) or 1000)
+    return int(getattr(client.connection_pool, "max_connections", 0) or 100)
+
+
 def _make_client(
     url: str,
     timeout: float,
@@ -884,8 +1058,9 @@ def _make_client(
     max_connections: int | None,
     client_name: str | None,
     tls: dict[str, Any],
-) -> Redis | RedisCluster:
-    """A redis-py client for ``url`` whose every wait is bounded by ``timeout``."""
+) -> tuple[Redis | RedisCluster, Any]:
+    """A redis-py client for ``url`` whose every wait is bounded by ``timeout``, and the
+    ``Sentinel`` it came from (``None`` for other URLs)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
@@ -901,7 +1076,7 @@ def _make_client(
         "decode_responses": False,
         "client_name": client_name,
     }
-    use_tls = scheme in ("rediss", "rediss+cluster")
+    use_tls = scheme.startswith("rediss")
     tls_options = {k: v for k, v in tls.items() if v is not None}
     if tls_options and not use_tls:
         raise ValueError(f"{', '.join(sorted(tls_options))} need a rediss:// (TLS) URL, not {scheme}://")
@@ -917,18 +1092,21 @@ def _make_client(
         nodes = [ClusterNode(*_host_port(h, url)) for h in hosts.split(",") if h.strip()]
         if not nodes:
             raise ValueError(f"name at least one cluster node: redis+cluster://host:port,... (got {url!r})")
-        return RedisCluster(
+        cluster = RedisCluster(
             startup_nodes=nodes,
             retry=Retry(ExponentialWithJitterBackoff(cap=0.25, base=0.05), 1),
             max_connections=max_connections or 1000,
             **common,
         )
+        return cluster, None
     if max_connections is not None:
         common["max_connections"] = max_connections
+    if scheme.endswith("+sentinel"):
+        return _sentinel_client(url, hosts, parts.path, db, retry, common)
     if scheme == "unix":
         if not parts.path:
             raise ValueError("unix URLs name the socket: unix:///path/to/redis.sock")
-        return Redis(unix_socket_path=unquote(parts.path), db=db or 0, retry=retry, **common)
+        return Redis(unix_socket_path=unquote(parts.path), db=db or 0, retry=retry, **common), None
     host, port = _host_port(hosts, url) if hosts else ("localhost", 6379)
     path = parts.path.strip("/")
     try:
@@ -937,4 +1115,36 @@ def _make_client(
         raise ValueError(f"the path of a redis:// URL is the database number, got {path!r}") from None
     if url_db is not None and db is not None and url_db != db:
         raise ValueError(f"the URL names database {url_db} but db={db} was given")
-    return Redis(host=host, port=port, db=url_db or db or 0, retry=retry, **common)
+    return Redis(host=host, port=port, db=url_db or db or 0, retry=retry, **common), None
+
+
+def _sentinel_client(
+    url: str, hosts: str, path: str, db: int | None, retry: Any, common: dict[str, Any]
+) -> tuple[Redis, Any]:
+    """The primary of ``service_name`` as Sentinel reports it, on every new connection.
+
+    Credentials and TLS settings apply to the primary and to the sentinels alike.
+    """
+    sentinels = [_host_port(h, url) for h in hosts.split(",") if h.strip()]
+    if not sentinels:
+        raise ValueError(
+            f"name at least one sentinel: redis+sentinel://host:port,.../service_name (got {redact_url(url)})"
+        )
+    service, _, db_text = path.strip("/").partition("/")
+    if not service:
+        raise ValueError(
+            "name the monitored service: redis+sentinel://host:port/service_name[/db] "
+            f"(got {redact_url(url)})"
+        )
+    try:
+        url_db = int(db_text) if db_text else None
+    except ValueError:
+        raise ValueError(f"the part after the service name is the database number, got {db_text!r}") from None
+    if url_db is not None and db is not None and url_db != db:
+        raise ValueError(f"the URL names database {url_db} but db={db} was given")
+    sentinel_kwargs = {k: v for k, v in common.items() if k not in ("client_name", "max_connections")}
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinels, sentinel_kwargs=sentinel_kwargs, **common
+    )
+    client = sentinel.master_for(unquote(service), db=url_db or db or 0, retry=retry)
+    return client, sentinel

@@ -440,3 +440,25 @@ def test_from_py_key_value_redis(
     # Without --collection it lists the collections itself (by SCAN).
     listed = cli("migrate", url, dst, "--json")
     assert listed.code == 0 and listed.json()["total"]["present"] >= 31
+
+
+def test_disk_to_redis_with_the_default_batch_size(
+    redis_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import secrets
+
+    from cli.helpers import run_subprocess
+
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", KEY)
+    src = f"disk://{tmp_path / 'src.sqlite3'}"
+    run(fill(open_store(src), 1500))  # 500 per collection: several batches of 200 at once
+    dst = f"{redis_server.url}?namespace=mig{secrets.token_hex(4)}"
+    result = run_subprocess("migrate", src, dst, "--json")  # the console script's own path
+    assert result.code == 0, result.all
+    assert "Traceback" not in result.all
+    assert result.json()["total"]["copied"] == 1500
+    source, copied = run(dump(open_store(src))), run(dump(open_store(dst)))
+    assert source.keys() == copied.keys()
+    for where, (value, ttl) in source.items():
+        assert copied[where][0] == value
+        assert (ttl is None) == (copied[where][1] is None)

@@ -135,3 +135,24 @@ def test_unencrypted_store_has_nothing_to_rotate(cli: CliRunner, tmp_path: Path,
     result = cli("rotate-key", "--url", url.replace("/{tmp}", str(tmp_path)))
     assert_one_line_error(result, 1)
     assert "nothing to rotate" in result.err
+
+
+def test_rotation_of_an_encrypted_redis_store_with_the_default_batch_size(
+    redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import secrets
+
+    from cli.helpers import run_subprocess
+
+    url = f"{redis_server.url}?namespace=rot{secrets.token_hex(4)}&encryption=true"
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", OLD)
+    fill(url, 1200)  # more than one default batch (500) per run
+    before = read_all(url)
+    result = run_subprocess(
+        "rotate-key", "--url", url, "--json", env={"FASTMCP_SESSIONS_KEYS": f"{NEW},{OLD}"}
+    )
+    assert result.code == 0, result.all
+    assert "Traceback" not in result.all
+    assert result.json()["rewritten"] == 1200
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", NEW)
+    assert read_all(url) == before
