@@ -125,8 +125,8 @@ class StaleFencingTokenError(KeyValueOperationError):
     def __init__(self, collection: str, key: str, lock: str, token: int, highest: int) -> None:
         super().__init__(
             message=(
-                f"refused a write to key {key_ref(key)} in collection {collection!r}: it carries fencing token "
-                f"{token} of lock {lock!r}, but token {highest} has already written there, so this holder "
+                f"refused a write to key {key_ref(key)} in collection {collection!r}: it carries fencing "
+                f"token {token} of lock {lock!r}, but token {highest} has already written there, so this holder "
                 "lost the lock (its lease ran out). Nothing was written; acquire the lock again and "
                 "re-read the value before writing"
             ),
