@@ -126,8 +126,8 @@ class StaleFencingTokenError(KeyValueOperationError):
         super().__init__(
             message=(
                 f"refused a write to key {key_ref(key)} in collection {collection!r}: it carries fencing "
-                f"token {token} of lock {lock!r}, but token {highest} has already written there, so this holder "
-                "lost the lock (its lease ran out). Nothing was written; acquire the lock again and "
+                f"token {token} of lock {lock!r}, but token {highest} has already written there, so this "
+                "holder lost the lock (its lease ran out). Nothing was written; acquire the lock again and "
                 "re-read the value before writing"
             ),
             extra_info={
