@@ -30,7 +30,7 @@ from fastmcp_sessions.cli._common import (
     safe_url,
 )
 from fastmcp_sessions.cli._stores import chosen_url, close_quietly, open_cli_store
-from fastmcp_sessions.encryption import KEYS_ENV, Keyring, default_key_file
+from fastmcp_sessions.encryption import KEYS_ENV, Keyring, default_key_file, read_key_file
 from fastmcp_sessions.stores._url import parse_bool
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.registry import app_name_from_env, selected_url, store_class
@@ -176,12 +176,8 @@ def _diagnose_keys(report: Report, key_file: Path, *, data_exists: bool) -> bool
         report.add("info", f"no key yet: {key_file} is created (mode 0600) with a new key on first use")
         return True
     try:
-        lines = [line.strip() for line in key_file.read_text(encoding="ascii").splitlines()]
-        keys = [line for line in lines if line and not line.startswith("#")]
+        keys = read_key_file(key_file)
         report.fingerprints = list(Keyring(keys, source=report.key_source).fingerprints)
-    except (OSError, UnicodeDecodeError) as exc:
-        report.add("error", f"cannot read the key file {key_file}: {exc}; fix its permissions or restore it")
-        return False
     except BaseKeyValueError as exc:
         report.add("error", str(exc))
         return False
@@ -244,11 +240,8 @@ def _keyring_if_available(key_file: Path) -> Keyring | None:
         if env:
             return Keyring(env.split(","), source=f"env {KEYS_ENV}")
         if key_file.exists():
-            lines = [line.strip() for line in key_file.read_text(encoding="ascii").splitlines()]
-            return Keyring(
-                [ln for ln in lines if ln and not ln.startswith("#")], source=f"key file {key_file}"
-            )
-    except (OSError, UnicodeDecodeError, BaseKeyValueError):
+            return Keyring(read_key_file(key_file), source=f"key file {key_file}")
+    except BaseKeyValueError:
         return None
     return None
 
@@ -336,7 +329,7 @@ async def _probe(
     store: Store | None = None
     try:
         options: dict[str, Any] = {} if encryption is None else {"encryption": encryption}
-        store = open_cli_store(url, **options)
+        store = open_cli_store(url, read_only=True, **options)
         probe_key = f"probe-{uuid.uuid4().hex}"
         timings = []
         for _ in range(PROBES):

@@ -26,6 +26,7 @@ listings, rotation, backups, opening and closing, and every write under
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -75,6 +76,7 @@ _CHUNK = 500  # keys per IN (...) list, well under SQLite's bound-parameter limi
 _PURGE_EVERY = 30.0  # seconds between automatic purges of expired rows
 _INLINE_ROWS = 64  # larger batches and listings run on the worker thread
 _CHECKPOINT_EVERY = 200  # inline commits between two (passive) WAL checkpoints on the worker
+_YIELD_EVERY = 32  # inline calls between two yields to the event loop
 
 # How a statement may run (see the module docstring).
 _READ, _WRITE, _SLOW = 0, 1, 2
@@ -174,7 +176,8 @@ class DiskStore(Store):
 
     url_schemes = ("disk",)
     handles_encryption = True
-    driver_errors = (sqlite3.Error,)
+    # UnicodeDecodeError: SQLite handed back text that is not UTF-8, which only a damaged file holds.
+    driver_errors = (sqlite3.Error, UnicodeDecodeError)
 
     def __init__(
         self,
@@ -217,6 +220,7 @@ class DiskStore(Store):
         self._inline_writes = offload == "auto" and synchronous == "NORMAL"
         self._pending = 0  # jobs handed to the worker and not finished yet
         self._inline_commits = 0
+        self._inline_calls = 0
         self._worker: WorkerThread | None = None
         self._ready = False
         if offload is not False:
@@ -248,7 +252,12 @@ class DiskStore(Store):
 
     def _open_database(self) -> None:
         try:
-            self._setup()
+            try:
+                self._setup()
+            except UnicodeDecodeError:
+                raise StoreCorruptedError(
+                    str(self.path), "is damaged: it holds text that is not UTF-8"
+                ) from None
         except BaseException as exc:
             self._close_connections()
             self._setup_error = exc
@@ -558,6 +567,12 @@ class DiskStore(Store):
                     if self._inline_commits >= _CHECKPOINT_EVERY:
                         self._inline_commits = 0
                         worker.submit(self._in_background, _checkpoint)
+                self._inline_calls += 1
+                if self._inline_calls >= _YIELD_EVERY:
+                    # A call answered inline does not suspend; a caller looping over the store
+                    # must still let other tasks run now and then.
+                    self._inline_calls = 0
+                    await asyncio.sleep(0)
                 return result
         self._pending += 1
         try:
@@ -584,6 +599,9 @@ class DiskStore(Store):
     def _connection_error(self, exc: BaseException) -> KeyValueStoreError:
         code = _code(exc) if isinstance(exc, sqlite3.Error) else None
         text = str(exc).lower()
+        if isinstance(exc, UnicodeDecodeError):
+            exc = ValueError("text that is not UTF-8")
+            code = _CORRUPT
         if code in (_CORRUPT, _NOTADB) or "malformed" in text or "not a database" in text:
             error = StoreCorruptedError(str(self.path), f"is damaged (SQLite: {exc})")
             # Refuse everything from now on: a damaged file can answer wrongly or lose writes.

@@ -28,6 +28,8 @@ class EncryptedStore(Store):
         keys: A ``Keyring``, Fernet keys (newest first), or ``None`` to use env
             ``FASTMCP_SESSIONS_KEYS`` and then the key file of ``app_name``.
         app_name: Names the key file's directory when keys come from it.
+        create_key: Create the key file with a new key if it is missing (default);
+            ``False`` makes a missing key file a ``StoreSetupError``.
     """
 
     def __init__(
@@ -36,10 +38,11 @@ class EncryptedStore(Store):
         *,
         keys: Keyring | Sequence[str | bytes] | str | None = None,
         app_name: str = "fastmcp",
+        create_key: bool = True,
     ) -> None:
         super().__init__(default_collection=inner.default_collection)
         self.inner = inner
-        self.keyring = load_keyring(keys, app_name=app_name)
+        self.keyring = load_keyring(keys, app_name=app_name, create=create_key)
         self._codec = FernetCodec(self.keyring)
 
     def __repr__(self) -> str:
