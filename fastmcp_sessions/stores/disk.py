@@ -437,7 +437,10 @@ class DiskStore(Store):
 
     def _prepare(self, conn: sqlite3.Connection, *, checkpoints: bool) -> None:
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            # Another program's database is left exactly as it is (_read_meta then refuses it).
+            if not tables or {"entries", "meta"} <= tables:
+                conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         if not checkpoints:
             # A checkpoint copies pages and fsyncs; the worker runs them, never the loop.
@@ -549,7 +552,9 @@ class DiskStore(Store):
         worker, fast = self._worker, self._fast
         if worker is None:
             assert fast is not None
-            return fn(fast, *args)
+            result = fn(fast, *args)
+            await self._yield_now_and_then()
+            return result
         # A write waits behind writes already handed to the worker, so this process's writes
         # stay in the order they were issued.
         if fast is not None and (
@@ -567,18 +572,21 @@ class DiskStore(Store):
                     if self._inline_commits >= _CHECKPOINT_EVERY:
                         self._inline_commits = 0
                         worker.submit(self._in_background, _checkpoint)
-                self._inline_calls += 1
-                if self._inline_calls >= _YIELD_EVERY:
-                    # A call answered inline does not suspend; a caller looping over the store
-                    # must still let other tasks run now and then.
-                    self._inline_calls = 0
-                    await asyncio.sleep(0)
+                await self._yield_now_and_then()
                 return result
         self._pending += 1
         try:
             return await worker.run(self._on_worker, fn, args)
         finally:
             self._pending -= 1
+
+    async def _yield_now_and_then(self) -> None:
+        # A call answered inline does not suspend; a caller looping over the store must
+        # still let other tasks run now and then.
+        self._inline_calls += 1
+        if self._inline_calls >= _YIELD_EVERY:
+            self._inline_calls = 0
+            await asyncio.sleep(0)
 
     async def _open_wait(self) -> None:
         if self._worker is not None:
