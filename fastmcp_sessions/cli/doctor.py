@@ -99,7 +99,7 @@ async def run_doctor(console: Console, url_arg: str | None, *, strict: bool = Fa
 
 
 async def _diagnose_disk(report: Report, url: str | None) -> None:
-    from fastmcp_sessions.stores.disk import resolve_path
+    from fastmcp_sessions.stores.disk import marker_path, resolve_path
 
     options = _query(url)
     path_text = unquote(urlsplit(url).path) if url else ""
@@ -130,7 +130,16 @@ async def _diagnose_disk(report: Report, url: str | None) -> None:
     if not db.exists():
         report.reachable = None
         parent = _nearest_existing(db.parent)
-        if os.access(parent, os.W_OK | os.X_OK):
+        marker = marker_path(db)
+        if marker.exists():
+            report.reachable = False
+            report.add(
+                "error",
+                f"the database {db} is missing, but {marker} shows a store was created there: restore it "
+                f"from your backup (docs/disk.md#backup-and-restore); to start a new, empty store, delete "
+                f"{marker}",
+            )
+        elif os.access(parent, os.W_OK | os.X_OK):
             report.add(
                 "info", f"the database {db} does not exist yet; it is created (mode 0600) on first use"
             )

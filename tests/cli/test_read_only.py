@@ -102,3 +102,17 @@ def test_backup_command_copies_the_store(
     assert again.code == 1 and "already exists" in again.err
     missing = cli("backup", "--url", f"disk://{tmp_path / 'nope.sqlite3'}", str(tmp_path / "c2.sqlite3"))
     assert missing.code == 1 and not (tmp_path / "nope.sqlite3").exists()
+
+
+def test_doctor_reports_a_vanished_database(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+
+    async def make() -> None:
+        async with DiskStore(path, encryption=False) as store:
+            await store.put("k", {"v": 1})
+
+    asyncio.run(make())
+    path.unlink()
+    result = cli("doctor", "--url", f"disk://{path}?encryption=false")
+    assert result.code == 1 and "is missing" in result.out and "restore it" in result.out
+    assert not path.exists()
