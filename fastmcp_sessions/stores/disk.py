@@ -75,7 +75,8 @@ _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _CHUNK = 500  # keys per IN (...) list, well under SQLite's bound-parameter limit
 _PURGE_EVERY = 30.0  # seconds between automatic purges of expired rows
 _INLINE_ROWS = 64  # larger batches and listings run on the worker thread
-_CHECKPOINT_EVERY = 200  # inline commits between two (passive) WAL checkpoints on the worker
+_CHECKPOINT_EVERY = 1000  # inline commits between two WAL checkpoints on the worker (SQLite: 1000 pages)
+_WAL_SIZE_LIMIT = 4 * 1024 * 1024  # bytes the WAL file is cut back to when it starts over
 _YIELD_EVERY = 32  # inline calls between two yields to the event loop
 
 # How a statement may run (see the module docstring).
@@ -221,6 +222,7 @@ class DiskStore(Store):
         self._pending = 0  # jobs handed to the worker and not finished yet
         self._inline_commits = 0
         self._inline_calls = 0
+        self._checkpointing: asyncio.Future[None] | None = None
         self._worker: WorkerThread | None = None
         self._ready = False
         if offload is not False:
@@ -442,6 +444,8 @@ class DiskStore(Store):
             if not tables or {"entries", "meta"} <= tables:
                 conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        # When the WAL starts over after a checkpoint, shrink the file back to this size.
+        conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
         if not checkpoints:
             # A checkpoint copies pages and fsyncs; the worker runs them, never the loop.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -569,9 +573,9 @@ class DiskStore(Store):
             else:
                 if kind == _WRITE:
                     self._inline_commits += 1
-                    if self._inline_commits >= _CHECKPOINT_EVERY:
+                    if self._inline_commits >= _CHECKPOINT_EVERY and self._checkpointing is None:
                         self._inline_commits = 0
-                        worker.submit(self._in_background, _checkpoint)
+                        self._checkpointing = asyncio.ensure_future(self._checkpoint(worker))
                 await self._yield_now_and_then()
                 return result
         self._pending += 1
@@ -579,6 +583,19 @@ class DiskStore(Store):
             return await worker.run(self._on_worker, fn, args)
         finally:
             self._pending -= 1
+
+    async def _checkpoint(self, worker: WorkerThread) -> None:
+        # Counted as pending, so writes queue behind it rather than append to the WAL while it
+        # copies: it then catches up, and the next write starts the WAL over from its beginning
+        # instead of growing it (a long WAL slows every read).
+        self._pending += 1
+        try:
+            await worker.run(self._in_background, _checkpoint)
+        except Exception as exc:  # a failed checkpoint is retried after the next batch of writes
+            logger.debug("%r: WAL checkpoint failed: %s", self, exc)
+        finally:
+            self._pending -= 1
+            self._checkpointing = None
 
     async def _yield_now_and_then(self) -> None:
         # A call answered inline does not suspend; a caller looping over the store must
