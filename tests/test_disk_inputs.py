@@ -262,3 +262,13 @@ async def test_integers_have_one_digit_limit_on_every_backend(tmp_path: Path) ->
             for too_big in ({"n": largest + 1}, {"l": [-(largest + 1)]}, {"d": {"n": 10**5000}}):
                 with pytest.raises(SerializationError, match=f"at most {MAX_INT_DIGITS} digits"):
                     await store.put("k", too_big)  # type: ignore[attr-defined]
+
+
+async def test_a_plaintext_store_opened_encrypted_says_so_and_creates_no_key(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    await make_store(path)
+    store = DiskStore(path)
+    with pytest.raises(StoreSetupError, match="holds plaintext data"):
+        await store.get("k")
+    await store.close()
+    assert not (Path(os.environ["XDG_CONFIG_HOME"]) / "fastmcp" / "fastmcp-sessions.key").exists()

@@ -301,9 +301,11 @@ class DiskStore(Store):
             self._check_file(path, marker)
         self._slow = self._connect(self._busy_timeout, checkpoints=True)
         meta = self._read_meta(self._slow, marker)
+        self._check_codec(meta)
         if self.encryption and self.keyring is None:
+            # An existing database never gets a new key: a missing key file is an error.
             self._load_keys(create=False)
-        self._check_meta(meta)
+        self._check_key(meta)
         self._verify(self._slow)
         if self.offload == "auto":
             self._fast = self._connect(0.0, checkpoints=False)
@@ -482,7 +484,7 @@ class DiskStore(Store):
         except sqlite3.Error as exc:
             raise self._open_error(exc) from exc
 
-    def _check_meta(self, meta: dict[str, str]) -> None:
+    def _check_codec(self, meta: dict[str, str]) -> None:
         codec = "fernet" if self.encryption else "json"
         stored = meta.get("codec")
         if stored not in ("fernet", "json") or "key_check" not in meta:
@@ -496,6 +498,8 @@ class DiskStore(Store):
                     "encrypted store with `fastmcp-sessions migrate`"
                 )
             raise StoreSetupError(f"{self.path}: {advice}")
+
+    def _check_key(self, meta: dict[str, str]) -> None:
         if self.keyring is not None:
             try:
                 self.keyring.decrypt(meta["key_check"].encode("ascii"))
