@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
+from fastmcp_sessions._values import check_key
 from fastmcp_sessions.encryption import (
     KEYS_ENV,
     FernetCodec,
@@ -679,27 +680,33 @@ class DiskStore(Store):
 
     # -- the backend interface ------------------------------------------------------------
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
-        now = time.time()
+    async def get(self, key: str, *, collection: str | None = None) -> Value | None:
+        """Return the value stored at ``key``, or ``None`` if it is missing or expired."""
         fast = self._fast
         if (
-            fast is not None
+            self._ready
+            and fast is not None
             and self._worker is not None
             and self._key_error is None
             and self._setup_error is None
+            and not self._closed
         ):
-            # The most frequent call, so _sql's inline branch is written out here.
+            # The most frequent call: the base class's path and _sql's inline branch, written
+            # out. Anything unusual (a busy file, an error) takes the general path.
+            c, k = self._collection(collection), check_key(key)
             try:
-                rows = fast.execute(_SELECT_ONE, (collection, key, now)).fetchall()
-            except sqlite3.OperationalError as exc:
-                if _code(exc) not in (_BUSY, _LOCKED):
-                    raise
-            else:
-                self._inline_calls += 1
-                if self._inline_calls >= _YIELD_EVERY:
-                    self._inline_calls = 0
-                    await asyncio.sleep(0)
-                return self._entry(collection, key, rows[0], now) if rows else None
+                rows = fast.execute(_SELECT_VALUE, (c, k, time.time())).fetchall()
+            except (sqlite3.Error, UnicodeDecodeError):
+                return await super().get(key, collection=collection)
+            self._inline_calls += 1
+            if self._inline_calls >= _YIELD_EVERY:
+                self._inline_calls = 0
+                await asyncio.sleep(0)
+            return self._codec.decode(c, k, rows[0][0]) if rows else None
+        return await super().get(key, collection=collection)
+
+    async def _read(self, collection: str, key: str) -> Versioned | None:
+        now = time.time()
         row = await self._sql(_READ, collection, key, _select_one, collection, key, now)
         return None if row is None else self._entry(collection, key, row, now)
 
@@ -881,6 +888,7 @@ def _nothing() -> None:
     return None
 
 
+_SELECT_VALUE = f"SELECT value FROM entries WHERE collection = ? AND key = ? AND {_LIVE}"
 _SELECT_ONE = f"SELECT value, expires_at, version FROM entries WHERE collection = ? AND key = ? AND {_LIVE}"
 
 
