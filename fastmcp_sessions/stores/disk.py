@@ -59,6 +59,7 @@ from fastmcp_sessions.errors import (
     StoreOptionError,
     StoreSetupError,
 )
+from fastmcp_sessions.stores import _disk_sql as sql
 from fastmcp_sessions.stores._thread import WorkerThread
 from fastmcp_sessions.stores._url import parse_bool, take_query_options
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
@@ -72,8 +73,6 @@ DB_FILE_NAME = "store.sqlite3"
 _SCHEMA_VERSION = "1"
 _KEY_CHECK = b"fastmcp-sessions key check"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_CHUNK = 500  # keys per IN (...) list, well under SQLite's bound-parameter limit
 _PURGE_EVERY = 30.0  # seconds between automatic purges of expired rows
 _INLINE_ROWS = 64  # larger batches and listings run on the worker thread
 _CHECKPOINT_EVERY = 1000  # inline commits between two WAL checkpoints on the worker (SQLite: 1000 pages)
@@ -82,9 +81,6 @@ _YIELD_EVERY = 32  # inline calls between two yields to the event loop
 
 # How a statement may run (see the module docstring).
 _READ, _WRITE, _SLOW = 0, 1, 2
-
-# SQLite's primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``).
-_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
 
 
 def _parse_offload(text: str) -> Offload:
@@ -393,7 +389,7 @@ class DiskStore(Store):
                 leftover.unlink(missing_ok=True)
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
-        with _transaction(conn):
+        with sql.transaction(conn):
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS entries (collection TEXT NOT NULL, key TEXT NOT NULL, "
                 "value BLOB NOT NULL, expires_at REAL, version INTEGER NOT NULL, "
@@ -435,7 +431,7 @@ class DiskStore(Store):
                 conn.close()
                 # Switching a file to WAL needs an exclusive lock, and SQLite does not always wait
                 # for it (deadlock avoidance): processes opening one file at once retry.
-                if _code(exc) in (_BUSY, _LOCKED) and time.monotonic() < deadline:
+                if sql.code(exc) in (sql.BUSY, sql.LOCKED) and time.monotonic() < deadline:
                     time.sleep(random.uniform(0.005, 0.05))
                     continue
                 raise self._open_error(exc) from exc
@@ -454,15 +450,15 @@ class DiskStore(Store):
             conn.execute("PRAGMA wal_autocheckpoint = 0")
 
     def _open_error(self, exc: sqlite3.Error) -> KeyValueStoreError:
-        path, code = self.path, _code(exc)
-        if code in (_CORRUPT, _NOTADB):
+        path, code = self.path, sql.code(exc)
+        if code in (sql.CORRUPT, sql.NOTADB):
             return StoreCorruptedError(str(path), f"is damaged (SQLite: {exc})", marker=None)
-        if code in (_BUSY, _LOCKED):
+        if code in (sql.BUSY, sql.LOCKED):
             return StoreSetupError(
                 f"cannot open {path}: another process kept it locked for more than busy_timeout "
                 f"({self._busy_timeout:g} s); retry, or raise busy_timeout"
             )
-        if code in (_READONLY, _CANTOPEN, 3):  # 3 = SQLITE_PERM
+        if code in (sql.READONLY, sql.CANTOPEN, 3):  # 3 = SQLITE_PERM
             return StoreSetupError(
                 f"cannot open {path} for writing ({exc}): the file, its -wal/-shm files or the directory "
                 f"{path.parent} are not writable by this user; fix their permissions"
@@ -573,7 +569,7 @@ class DiskStore(Store):
                 result = fn(fast, *args)
             except sqlite3.OperationalError as exc:
                 # BUSY with a zero timeout: the statement changed nothing; the worker waits instead.
-                if _code(exc) not in (_BUSY, _LOCKED) or fast.in_transaction:
+                if sql.code(exc) not in (sql.BUSY, sql.LOCKED) or fast.in_transaction:
                     raise
             else:
                 if kind == _WRITE:
@@ -595,7 +591,7 @@ class DiskStore(Store):
         # instead of growing it (a long WAL slows every read).
         self._pending += 1
         try:
-            await worker.run(self._in_background, _checkpoint)
+            await worker.run(self._in_background, sql.checkpoint)
         except Exception as exc:  # a failed checkpoint is retried after the next batch of writes
             logger.debug("%r: WAL checkpoint failed: %s", self, exc)
         finally:
@@ -612,7 +608,7 @@ class DiskStore(Store):
 
     async def _open_wait(self) -> None:
         if self._worker is not None:
-            await self._worker.run(_nothing)  # the open job was queued first
+            await self._worker.run(sql.nothing)  # the open job was queued first
         elif not self._ready:
             self._open_database()
         self._ready = True
@@ -627,29 +623,29 @@ class DiskStore(Store):
             fn(self._slow, *args)
 
     def _connection_error(self, exc: BaseException) -> KeyValueStoreError:
-        code = _code(exc) if isinstance(exc, sqlite3.Error) else None
+        code = sql.code(exc) if isinstance(exc, sqlite3.Error) else None
         text = str(exc).lower()
         if isinstance(exc, UnicodeDecodeError):
             exc = ValueError("text that is not UTF-8")
-            code = _CORRUPT
-        if code in (_CORRUPT, _NOTADB) or "malformed" in text or "not a database" in text:
+            code = sql.CORRUPT
+        if code in (sql.CORRUPT, sql.NOTADB) or "malformed" in text or "not a database" in text:
             error = StoreCorruptedError(str(self.path), f"is damaged (SQLite: {exc})")
             # Refuse everything from now on: a damaged file can answer wrongly or lose writes.
             self._setup_error = error
             return error
-        if code in (_BUSY, _LOCKED):
+        if code in (sql.BUSY, sql.LOCKED):
             advice = (
                 f"another process held the write lock for more than busy_timeout ({self._busy_timeout:g} s); "
                 "retry, or raise busy_timeout"
             )
-        elif code == _READONLY:
+        elif code == sql.READONLY:
             advice = (
                 f"the file {self.path} or its directory became read-only for this process; make them "
                 "writable (chmod 600 on the file, 700 on the directory)"
             )
-        elif code == _FULL:
+        elif code == sql.FULL:
             advice = f"the disk holding {self.path} is full; free space, then retry"
-        elif code in (_IOERR, _CANTOPEN):
+        elif code in (sql.IOERR, sql.CANTOPEN):
             advice = (
                 f"the operating system failed a read or write of {self.path} (a removed file, a failing disk "
                 "or an unmounted volume); check it, then reopen the store"
@@ -674,9 +670,9 @@ class DiskStore(Store):
         if now >= self._next_purge:
             self._next_purge = now + _PURGE_EVERY
             if self._worker is not None:
-                self._worker.submit(self._in_background, _purge, now)
+                self._worker.submit(self._in_background, sql.purge, now)
             elif self._fast is not None:
-                _purge(self._fast, now)
+                sql.purge(self._fast, now)
 
     # -- the backend interface ------------------------------------------------------------
 
@@ -695,7 +691,7 @@ class DiskStore(Store):
             # out. Anything unusual (a busy file, an error) takes the general path.
             c, k = self._collection(collection), check_key(key)
             try:
-                rows = fast.execute(_SELECT_VALUE, (c, k, time.time())).fetchall()
+                rows = fast.execute(sql.SELECT_VALUE, (c, k, time.time())).fetchall()
             except (sqlite3.Error, UnicodeDecodeError):
                 return await super().get(key, collection=collection)
             self._inline_calls += 1
@@ -707,13 +703,13 @@ class DiskStore(Store):
 
     async def _read(self, collection: str, key: str) -> Versioned | None:
         now = time.time()
-        row = await self._sql(_READ, collection, key, _select_one, collection, key, now)
+        row = await self._sql(_READ, collection, key, sql.select_one, collection, key, now)
         return None if row is None else self._entry(collection, key, row, now)
 
     async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
         now, unique = time.time(), list(dict.fromkeys(keys))
         kind = _READ if len(unique) <= _INLINE_ROWS else _SLOW
-        rows = await self._sql(kind, collection, "", _select_many, collection, unique, now)
+        rows = await self._sql(kind, collection, "", sql.select_many, collection, unique, now)
         found = {key: self._entry(collection, key, tuple(row), now) for key, *row in rows}
         return [found.get(k) for k in keys]
 
@@ -722,7 +718,7 @@ class DiskStore(Store):
             await self._open_wait()
         now = time.time()
         row = self._row(collection, key, value, ttl, now)
-        await self._sql(_WRITE, collection, key, _upsert, row)
+        await self._sql(_WRITE, collection, key, sql.upsert, row)
         self._after_write(now)
 
     async def _write_many(
@@ -732,7 +728,7 @@ class DiskStore(Store):
             await self._open_wait()
         now = time.time()
         rows = [self._row(collection, k, v, ttl, now) for k, v in zip(keys, values, strict=True)]
-        await self._sql(_WRITE if len(rows) <= _INLINE_ROWS else _SLOW, collection, "", _upsert_many, rows)
+        await self._sql(_WRITE if len(rows) <= _INLINE_ROWS else _SLOW, collection, "", sql.upsert_many, rows)
         self._after_write(now)
 
     async def _remove(self, collection: str, key: str) -> bool:
@@ -742,7 +738,7 @@ class DiskStore(Store):
         now, unique = time.time(), list(dict.fromkeys(keys))
         kind = _WRITE if len(unique) <= _INLINE_ROWS else _SLOW
         expiries = await self._sql(
-            kind, collection, keys[0] if len(keys) == 1 else "", _delete_many, collection, unique
+            kind, collection, keys[0] if len(keys) == 1 else "", sql.delete_many, collection, unique
         )
         return sum(1 for expires_at in expiries if expires_at is None or expires_at > now)
 
@@ -751,7 +747,7 @@ class DiskStore(Store):
             await self._open_wait()
         now = time.time()
         row = self._row(collection, key, value, ttl, now)
-        inserted = await self._sql(_WRITE, collection, key, _insert, row, now)
+        inserted = await self._sql(_WRITE, collection, key, sql.insert, row, now)
         self._after_write(now)
         return inserted
 
@@ -764,7 +760,7 @@ class DiskStore(Store):
         now = time.time()
         _, _, data, expires_at, new_version = self._row(collection, key, value, ttl, now)
         return await self._sql(
-            _WRITE, collection, key, _swap, (data, expires_at, new_version, collection, key, expected, now)
+            _WRITE, collection, key, sql.swap, (data, expires_at, new_version, collection, key, expected, now)
         )
 
     async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
@@ -772,25 +768,25 @@ class DiskStore(Store):
         if expected is None:
             return False
         return await self._sql(
-            _WRITE, collection, key, _delete_if_version, (collection, key, expected, time.time())
+            _WRITE, collection, key, sql.delete_if_version, (collection, key, expected, time.time())
         )
 
     async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
         kind = _READ if limit is not None and limit <= _INLINE_ROWS else _SLOW
-        return await self._sql(kind, collection, "", _select_keys, collection, time.time(), limit)
+        return await self._sql(kind, collection, "", sql.select_keys, collection, time.time(), limit)
 
     async def _list_collections(self, limit: int | None) -> list[str]:
-        return await self._sql(_SLOW, "", "", _select_collections, time.time(), limit)
+        return await self._sql(_SLOW, "", "", sql.select_collections, time.time(), limit)
 
     async def _drop_collection(self, collection: str) -> bool:
-        expiries = await self._sql(_SLOW, collection, "", _delete_collection, collection)
+        expiries = await self._sql(_SLOW, collection, "", sql.delete_collection, collection)
         now = time.time()
         return any(expires_at is None or expires_at > now for expires_at in expiries)
 
     async def _cull(self) -> None:
         now = time.time()
         self._next_purge = now + _PURGE_EVERY
-        await self._sql(_SLOW, "", "", _purge, now)
+        await self._sql(_SLOW, "", "", sql.purge, now)
 
     async def _close(self) -> None:
         if self._worker is not None:
@@ -856,7 +852,7 @@ class DiskStore(Store):
         if not rows:
             return 0, 0, None
         rewritten = 0
-        with _transaction(conn):
+        with sql.transaction(conn):
             for collection, key, data, version in rows:
                 if self.keyring.is_current(data):
                     continue
@@ -873,129 +869,6 @@ class DiskStore(Store):
         assert self.keyring is not None
         token = self.keyring.encrypt(_KEY_CHECK).decode("ascii")
         conn.execute("UPDATE meta SET value = ? WHERE name = 'key_check'", (token,))
-
-
-# -- the statements (each takes the connection it runs on first) ----------------------------
-
-_UPSERT = (
-    "INSERT INTO entries (collection, key, value, expires_at, version) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, "
-    "expires_at = excluded.expires_at, version = excluded.version"
-)
-
-
-def _nothing() -> None:
-    return None
-
-
-_SELECT_VALUE = f"SELECT value FROM entries WHERE collection = ? AND key = ? AND {_LIVE}"
-_SELECT_ONE = f"SELECT value, expires_at, version FROM entries WHERE collection = ? AND key = ? AND {_LIVE}"
-
-
-def _select_one(conn: sqlite3.Connection, collection: str, key: str, now: float) -> tuple[Any, ...] | None:
-    rows = conn.execute(_SELECT_ONE, (collection, key, now)).fetchall()
-    return rows[0] if rows else None
-
-
-def _select_many(
-    conn: sqlite3.Connection, collection: str, keys: list[str], now: float
-) -> list[tuple[Any, ...]]:
-    found: list[tuple[Any, ...]] = []
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        found += conn.execute(
-            f"SELECT key, value, expires_at, version FROM entries "
-            f"WHERE collection = ? AND key IN ({marks}) AND {_LIVE}",
-            (collection, *chunk, now),
-        ).fetchall()
-    return found
-
-
-def _upsert(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
-    conn.execute(_UPSERT, row)
-
-
-def _upsert_many(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    with _transaction(conn):
-        conn.executemany(_UPSERT, rows)
-
-
-def _delete_many(conn: sqlite3.Connection, collection: str, keys: list[str]) -> list[float | None]:
-    expiries: list[float | None] = []
-    with _transaction(conn):
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            expiries += [
-                expires_at
-                for (expires_at,) in conn.execute(
-                    f"DELETE FROM entries WHERE collection = ? AND key IN ({marks}) RETURNING expires_at",
-                    (collection, *chunk),
-                ).fetchall()
-            ]
-    return expiries
-
-
-def _insert(conn: sqlite3.Connection, row: tuple[Any, ...], now: float) -> bool:
-    # An expired row counts as absent: the upsert replaces it only in that case.
-    cursor = conn.execute(
-        "INSERT INTO entries (collection, key, value, expires_at, version) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, "
-        "expires_at = excluded.expires_at, version = excluded.version "
-        "WHERE entries.expires_at IS NOT NULL AND entries.expires_at <= ?",
-        (*row, now),
-    )
-    return cursor.rowcount == 1
-
-
-def _swap(conn: sqlite3.Connection, params: tuple[Any, ...]) -> bool:
-    cursor = conn.execute(
-        "UPDATE entries SET value = ?, expires_at = ?, version = ? "
-        f"WHERE collection = ? AND key = ? AND version = ? AND {_LIVE}",
-        params,
-    )
-    return cursor.rowcount == 1
-
-
-def _delete_if_version(conn: sqlite3.Connection, params: tuple[Any, ...]) -> bool:
-    cursor = conn.execute(
-        f"DELETE FROM entries WHERE collection = ? AND key = ? AND version = ? AND {_LIVE}", params
-    )
-    return cursor.rowcount == 1
-
-
-def _select_keys(conn: sqlite3.Connection, collection: str, now: float, limit: int | None) -> list[str]:
-    rows = conn.execute(
-        f"SELECT key FROM entries WHERE collection = ? AND {_LIVE} ORDER BY key LIMIT ?",
-        (collection, now, -1 if limit is None else limit),
-    ).fetchall()
-    return [key for (key,) in rows]
-
-
-def _select_collections(conn: sqlite3.Connection, now: float, limit: int | None) -> list[str]:
-    rows = conn.execute(
-        f"SELECT DISTINCT collection FROM entries WHERE {_LIVE} ORDER BY collection LIMIT ?",
-        (now, -1 if limit is None else limit),
-    ).fetchall()
-    return [name for (name,) in rows]
-
-
-def _delete_collection(conn: sqlite3.Connection, collection: str) -> list[float | None]:
-    rows = conn.execute(
-        "DELETE FROM entries WHERE collection = ? RETURNING expires_at", (collection,)
-    ).fetchall()
-    return [expires_at for (expires_at,) in rows]
-
-
-def _purge(conn: sqlite3.Connection, now: float) -> None:
-    if conn.execute("DELETE FROM entries WHERE expires_at <= ?", (now,)).rowcount:
-        conn.execute("PRAGMA incremental_vacuum")
-
-
-def _checkpoint(conn: sqlite3.Connection) -> None:
-    # PASSIVE never waits for readers or writers: it copies what it can and returns.
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _backup(conn: sqlite3.Connection, dest: Path) -> Path:
@@ -1047,31 +920,6 @@ def _write_marker(marker: Path, store_id: str) -> None:
             "or empty database is reported as an error, not replaced by an empty store.\n"
             f"store_id {store_id}\n"
         )
-
-
-class _transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error: takes the write lock up front,
-    so a transaction never fails half-way on a lock upgrade."""
-
-    __slots__ = ("conn",)
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        elif self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
-
-
-def _code(exc: sqlite3.Error) -> int | None:
-    """SQLite's primary result code of ``exc`` (None when the driver gave none)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return None if code is None else code & 0xFF
 
 
 def _parse_version(version: str) -> int | None:
