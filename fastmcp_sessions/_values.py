@@ -16,6 +16,16 @@ from fastmcp_sessions.errors import InvalidKeyError, InvalidTTLError, Serializat
 DEFAULT_COLLECTION = "default_collection"
 """The collection used when none is given (the same name py-key-value-aio uses)."""
 
+MAX_DEPTH = 100
+"""Deepest nesting of dicts and lists inside a value (the value itself is depth 1)."""
+
+MAX_INT_DIGITS = 4300
+"""Most decimal digits an integer in a value may have: Python's default limit for turning
+an int into text (``sys.int_info.default_max_str_digits``), so every backend, whether it
+serialises or not, accepts the same values."""
+
+_INT_BOUND = 10**MAX_INT_DIGITS
+
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -59,8 +69,8 @@ def check_ttl(ttl: object) -> float | None:
     """
     if ttl is None:
         return None
-    if type(ttl) is float or type(ttl) is int:
-        seconds = float(ttl)
+    if type(ttl) is float:
+        seconds = ttl
     elif isinstance(ttl, bool | str | bytes):
         raise InvalidTTLError(
             ttl, extra_info={"reason": f"a TTL must be a number of seconds, not a {type(ttl).__name__}"}
@@ -68,6 +78,10 @@ def check_ttl(ttl: object) -> float | None:
     else:
         try:
             seconds = float(ttl)  # type: ignore[arg-type]
+        except OverflowError:
+            raise InvalidTTLError(
+                _short(ttl), extra_info={"reason": "a TTL must be positive and finite (this one is too big)"}
+            ) from None
         except (TypeError, ValueError):
             raise InvalidTTLError(ttl, extra_info={"reason": "a TTL must be a number of seconds"}) from None
     if not (seconds > 0.0 and math.isfinite(seconds)):
@@ -75,20 +89,39 @@ def check_ttl(ttl: object) -> float | None:
     return seconds
 
 
+def _short(number: object) -> str:
+    """A printable stand-in for a number too large to print in full."""
+    if type(number) is int and number.bit_length() > 64:
+        return f"an integer of about {int(number.bit_length() * 0.30103)} digits"
+    return repr(number)
+
+
 def copy_value(value: object) -> dict[str, Any]:
     """Validate a value and return a private deep copy of it.
 
     A value is a mapping with ``str`` keys whose leaves are JSON scalars (finite
-    floats only); lists and tuples nest (tuples are stored as lists). Anything else
+    floats, integers of at most ``MAX_INT_DIGITS`` digits); lists and tuples nest
+    (tuples are stored as lists), at most ``MAX_DEPTH`` levels deep. Anything else
     raises ``SerializationError``. The copy is what gets stored, so the caller's later
     mutations never reach the store.
     """
     if not isinstance(value, Mapping):
         raise SerializationError(f"a value must be a mapping (dict), got {type(value).__name__}")
-    return _copy_mapping(value, "value")
+    return _copy_mapping(value, "value", 1)
 
 
-def _copy_mapping(mapping: Mapping[Any, Any], path: str) -> dict[str, Any]:
+def _check_int(v: int, path: str) -> int:
+    if -_INT_BOUND < v < _INT_BOUND:
+        return v
+    raise SerializationError(
+        f"{path} is {_short(v)}; integers in a value may have at most {MAX_INT_DIGITS} digits "
+        "(store larger numbers as text)"
+    )
+
+
+def _copy_mapping(mapping: Mapping[Any, Any], path: str, depth: int) -> dict[str, Any]:
+    if depth > MAX_DEPTH:
+        raise SerializationError(f"{path} is nested more than {MAX_DEPTH} levels deep (the limit)")
     out: dict[str, Any] = {}
     for k, v in mapping.items():
         if type(k) is not str:
@@ -102,48 +135,54 @@ def _copy_mapping(mapping: Mapping[Any, Any], path: str) -> dict[str, Any]:
             if not v.isascii():
                 _check_text(v, f"{path}[{k!r}]")
             out[k] = v
-        elif t is int or t is bool or v is None:
+        elif t is int:
+            out[k] = v if -_INT_BOUND < v < _INT_BOUND else _check_int(v, f"{path}[{k!r}]")
+        elif t is bool or v is None:
             out[k] = v
         elif t is float:
             if not math.isfinite(v):
                 raise SerializationError(f"{path}[{k!r}] is {v}; only finite numbers are JSON")
             out[k] = v
         else:
-            out[k] = _copy_nested(v, f"{path}[{k!r}]")
+            out[k] = _copy_nested(v, f"{path}[{k!r}]", depth + 1)
     return out
 
 
-def _copy_nested(v: object, path: str) -> Any:
+def _copy_nested(v: object, path: str, depth: int) -> Any:
     if isinstance(v, Mapping):
-        return _copy_mapping(v, path)
+        return _copy_mapping(v, path, depth)
     if isinstance(v, list | tuple):
-        return [_copy_item(item, f"{path}[{i}]") for i, item in enumerate(v)]
+        if depth > MAX_DEPTH:
+            raise SerializationError(f"{path} is nested more than {MAX_DEPTH} levels deep (the limit)")
+        return [_copy_item(item, f"{path}[{i}]", depth) for i, item in enumerate(v)]
     if isinstance(v, _SCALARS):
         # subclasses of str/int/float (enums, numpy-like scalars) are stored as the base type
         if isinstance(v, bool):
             return bool(v)
         if isinstance(v, str):
-            return _copy_item(str(v), path)
+            return _copy_item(str(v), path, depth)
         if isinstance(v, int):
-            return int(v)
+            return _check_int(int(v), path)
         if isinstance(v, float):
-            return _copy_item(float(v), path)
+            return _copy_item(float(v), path, depth)
     raise SerializationError(f"{path} is a {type(v).__name__}, which is not JSON-compatible")
 
 
-def _copy_item(v: object, path: str) -> Any:
+def _copy_item(v: object, path: str, depth: int) -> Any:
     t = type(v)
     if t is str:
         if not v.isascii():  # type: ignore[attr-defined]
             _check_text(v, path)  # type: ignore[arg-type]
         return v
-    if t is int or t is bool or v is None:
+    if t is int:
+        return _check_int(v, path)  # type: ignore[arg-type]
+    if t is bool or v is None:
         return v
     if t is float:
         if not math.isfinite(v):  # type: ignore[arg-type]
             raise SerializationError(f"{path} is {v}; only finite numbers are JSON")
         return v
-    return _copy_nested(v, path)
+    return _copy_nested(v, path, depth + 1)
 
 
 def _check_text(text: str, path: str) -> None:

@@ -56,7 +56,7 @@ class Keyring:
         material = [k for k in material if k]
         if not material:
             raise StoreSetupError(
-                "no encryption key given; pass at least one Fernet key (Keyring.generate_key())"
+                f"no encryption key given ({source}); pass at least one Fernet key (Keyring.generate_key())"
             )
         fernets = []
         for index, key in enumerate(material):
@@ -130,9 +130,11 @@ def load_keyring(
     key_file: str | os.PathLike[str] | None = None,
     shared_store: str | None = None,
     env_names: Sequence[str] = (KEYS_ENV,),
+    create: bool = True,
 ) -> Keyring:
     """Find the encryption keys, in this order: ``keys`` passed in; env ``FASTMCP_SESSIONS_KEYS``
-    (comma-separated, newest first); the key file (created 0600 with a new key on first use).
+    (comma-separated, newest first); the key file (created 0600 with a new key on first use,
+    unless ``create=False``: then a missing key file is a ``StoreSetupError``).
 
     ``shared_store`` names a store shared over the network: then no key file is read or
     created (it would be local to this machine, so replicas would disagree) and
@@ -150,8 +152,20 @@ def load_keyring(
         return Keyring(env.split(","), source=f"env {KEYS_ENV}")
     if shared_store is not None:
         raise MissingKeyError(missing_key_message(shared_store, env_names))
-    path = Path(key_file) if key_file is not None else default_key_file(app_name)
-    return Keyring(_read_or_create_key_file(path), source=f"key file {path}")
+    path = key_file_path(app_name, key_file)
+    if not path.exists() and not path.is_symlink():
+        if not create:
+            raise StoreSetupError(
+                f"the key file {path} does not exist: restore it from your backup, or set {KEYS_ENV} to "
+                "the key (newest first); nothing was created"
+            )
+        _create_key_file(path)
+    return Keyring(read_key_file(path), source=f"key file {path}")
+
+
+def key_file_path(app_name: str, key_file: str | os.PathLike[str] | None = None) -> Path:
+    """The key file ``load_keyring`` reads: ``key_file`` if given, else ``default_key_file(app_name)``."""
+    return Path(key_file).expanduser() if key_file is not None else default_key_file(app_name)
 
 
 def missing_key_message(store: str, env_names: Sequence[str] = (KEYS_ENV,)) -> str:
@@ -164,30 +178,69 @@ def missing_key_message(store: str, env_names: Sequence[str] = (KEYS_ENV,)) -> s
     )
 
 
-def _read_or_create_key_file(path: Path) -> list[str]:
-    if not path.exists():
+def _create_key_file(path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    try:
         make_private_dir(path.parent)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise StoreSetupError(
+            f"cannot create the key file {path}: {exc.strerror} ({_nearest_dir(path.parent)} is not "
+            f"writable by this user); fix that directory's permissions, pass key_file= (?key_file=) "
+            f"pointing somewhere writable, or set {KEYS_ENV}"
+        ) from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(Keyring.generate_key() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(Keyring.generate_key() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                # link() fails if another process created the file first; then we use theirs.
-                os.link(tmp, path)
-                logger.info("created a new encryption key file at %s", path)
-            except FileExistsError:
-                pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    mode = path.stat().st_mode & 0o777
+            # link() fails if another process created the file first; then we use theirs.
+            os.link(tmp, path)
+            logger.info("created a new encryption key file at %s", path)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _nearest_dir(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def read_key_file(path: Path) -> list[str]:
+    """The keys in a key file, newest first: one per line, ``#`` comments and blank lines skipped,
+    a UTF-8 byte-order mark and CRLF line ends tolerated. Any problem is a ``StoreSetupError``
+    naming the file."""
+    if path.is_dir():
+        raise StoreSetupError(
+            f"the key file {path} is a directory, not a file; point key_file= at the key file itself, "
+            f"or move the directory away so a key file can be created there"
+        )
+    try:
+        raw = path.read_bytes()
+        mode = path.stat().st_mode & 0o777
+    except OSError as exc:
+        raise StoreSetupError(
+            f"cannot read the key file {path}: {exc.strerror}; run the process as the user that owns it, "
+            f"or fix its permissions (chmod 600 {path})"
+        ) from None
     if mode & 0o077:
         logger.warning(
             "key file %s is readable by other users (mode %o); run: chmod 600 %s", path, mode, path
         )
-    lines = [line.strip() for line in path.read_text(encoding="ascii").splitlines()]
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a byte-order mark some editors add
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise StoreSetupError(
+            f"the key file {path} is not a key file: it holds non-text bytes (at offset {exc.start}); a "
+            "key file holds Fernet keys, one per line. Restore it from your backup"
+        ) from None
+    lines = [line.strip() for line in text.splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 
 

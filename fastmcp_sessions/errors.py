@@ -43,6 +43,8 @@ __all__ = [
     "StaleFencingTokenError",
     "StoreClosedError",
     "StoreConnectionError",
+    "StoreCorruptedError",
+    "StoreOptionError",
     "StoreSetupError",
     "ValueTooLargeError",
 ]
@@ -163,3 +165,28 @@ class KeyMismatchError(StoreSetupError, DecryptionError):
         super().__init__(message)
         self.stored = stored
         self.in_use = in_use
+class StoreCorruptedError(KeyValueStoreError):
+    """The store's file is damaged, emptied or gone while a marker shows it existed.
+
+    Never retried and never answered around: a damaged database can return wrong
+    answers, so the store refuses to read or write it. The message names the file and
+    how to restore it from a backup.
+    """
+
+    def __init__(self, path: str, problem: str, *, marker: str | None = None) -> None:
+        steps = (
+            f"stop every process using it, then restore it from a backup (`fastmcp-sessions backup` makes "
+            f"one): copy the backup over {path} and delete {path}-wal and {path}-shm if present; "
+            "see docs/disk.md#backup-and-restore"
+        )
+        if marker is not None:
+            steps += f". If you removed it on purpose and want a new, empty store, delete {marker} too"
+        super().__init__(message=f"the database {path} {problem}; {steps}")
+        self.path = path
+
+
+class StoreOptionError(StoreSetupError, ValueError):
+    """A store option is out of range; raised when the store is built, before any I/O.
+
+    Also a ``ValueError``, as a bad argument is in plain Python.
+    """

@@ -4,6 +4,7 @@
     fastmcp-sessions migrate SRC_URL DST_URL     copy every collection, TTLs kept; resumable
     fastmcp-sessions migrate --list-checkpoints  unfinished migrations (--forget-checkpoints removes)
     fastmcp-sessions rotate-key                  re-encrypt everything with the newest key
+    fastmcp-sessions backup FILE                 consistent copy of a disk store, while in use
     fastmcp-sessions bench                       ops/s of the store vs py-key-value-aio's equivalent
     fastmcp-sessions sessions list|show|rm|purge --identity ID
     fastmcp-sessions servers list|add|rm
@@ -175,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--batch-size", type=int, default=500, metavar="N", help="entries per batch (500)")
     rotate.set_defaults(handler=_rotate)
 
+    backup = commands.add_parser(
+        "backup",
+        parents=[common],
+        help="copy a disk store to a new file while it stays in use (SQLite online backup)",
+        description=(
+            "Write a consistent copy of the disk store to FILE (a new file, mode 0600; a directory gets "
+            "store.sqlite3 inside). Other processes keep working meanwhile. An encrypted copy needs the same "
+            "key: keep the key file or FASTMCP_SESSIONS_KEYS with it."
+        ),
+    )
+    backup.add_argument("target", metavar="FILE", type=Path)
+    backup.set_defaults(handler=_backup)
+
     bench = commands.add_parser(
         "bench",
         parents=[common],
@@ -257,6 +271,12 @@ async def _rotate(console: Console, args: argparse.Namespace) -> Result:
     from fastmcp_sessions.cli.rotate import run_rotate
 
     return await run_rotate(console, args.url, batch_size=args.batch_size)
+
+
+async def _backup(console: Console, args: argparse.Namespace) -> Result:
+    from fastmcp_sessions.cli.backup import run_backup
+
+    return await run_backup(console, args.url, args.target)
 
 
 async def _bench(console: Console, args: argparse.Namespace) -> Result:

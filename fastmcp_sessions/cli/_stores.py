@@ -19,8 +19,14 @@ def chosen_url(url: str | None) -> tuple[str | None, str]:
     return selected_url()
 
 
-def open_cli_store(url: str | None, **options: Any) -> Store:
-    """``open_store(url)``; bad URLs raise ``UsageError``, missing drivers ``StoreUnavailableError``."""
+def open_cli_store(url: str | None, *, read_only: bool = False, **options: Any) -> Store:
+    """``open_store(url)``; bad URLs raise ``UsageError``, missing drivers ``StoreUnavailableError``.
+
+    ``read_only=True`` is for commands that only look: they open an existing store and never
+    create a database file or a key file (``create=False``).
+    """
+    if read_only:
+        options["create"] = False
     try:
         return open_store(url, **options)
     except ValueError as exc:

@@ -133,10 +133,12 @@ def _identity_key(args: argparse.Namespace, console: Console) -> str | None:
 
 
 @asynccontextmanager
-async def _store(console: Console, args: argparse.Namespace) -> AsyncIterator[Store]:
+async def _store(
+    console: Console, args: argparse.Namespace, *, read_only: bool = False
+) -> AsyncIterator[Store]:
     url, _ = chosen_url(args.url)
     console.redactor.add_url(url)
-    store = open_cli_store(url)
+    store = open_cli_store(url, read_only=read_only)
     try:
         yield store
     finally:
@@ -186,7 +188,7 @@ def _session_row(session: Any) -> dict[str, Any]:
 
 
 async def _sessions_list(console: Console, args: argparse.Namespace) -> Result:
-    async with _store(console, args) as store:
+    async with _store(console, args, read_only=True) as store:
         sessions = await _session_store(store, console, args).list(args.identity)
     rows = [_session_row(s) for s in sessions]
     table = format_table(
@@ -209,7 +211,7 @@ async def _sessions_list(console: Console, args: argparse.Namespace) -> Result:
 
 
 async def _sessions_show(console: Console, args: argparse.Namespace) -> Result:
-    async with _store(console, args) as store:
+    async with _store(console, args, read_only=True) as store:
         session = await _session_store(store, console, args).get(args.identity, args.session_id, touch=False)
     if session is None:
         raise NotFoundError(
@@ -281,7 +283,7 @@ def _scope(args: argparse.Namespace) -> str:
 
 
 async def _servers_list(console: Console, args: argparse.Namespace) -> Result:
-    async with _store(console, args) as store:
+    async with _store(console, args, read_only=True) as store:
         servers: dict[str, str] = await _registry(store, console, args).list()
     rows = sorted((name, _server(url)) for name, url in servers.items())
     data = {"namespace": args.namespace, "servers": [{"name": n, "url": u} for n, u in rows]}
@@ -374,7 +376,7 @@ def _epoch(value: float) -> str:
 
 
 async def _tokens_list(console: Console, args: argparse.Namespace) -> Result:
-    async with _store(console, args) as store:
+    async with _store(console, args, read_only=True) as store:
         sessions_store = _session_store(store, console, args)
         rows: list[dict[str, Any]] = []
         for session in await sessions_store.list(args.identity):

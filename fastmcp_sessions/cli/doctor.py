@@ -30,7 +30,13 @@ from fastmcp_sessions.cli._common import (
     safe_url,
 )
 from fastmcp_sessions.cli._stores import chosen_url, close_quietly, open_cli_store
-from fastmcp_sessions.encryption import KEYS_ENV, Keyring, default_key_file, missing_key_message
+from fastmcp_sessions.encryption import (
+    KEYS_ENV,
+    Keyring,
+    default_key_file,
+    missing_key_message,
+    read_key_file,
+)
 from fastmcp_sessions.errors import KeyMismatchError
 from fastmcp_sessions.stores._url import parse_bool
 from fastmcp_sessions.stores.base import Store
@@ -100,7 +106,7 @@ async def run_doctor(console: Console, url_arg: str | None, *, strict: bool = Fa
 
 
 async def _diagnose_disk(report: Report, url: str | None) -> None:
-    from fastmcp_sessions.stores.disk import resolve_path
+    from fastmcp_sessions.stores.disk import marker_path, resolve_path
 
     options = _query(url)
     path_text = unquote(urlsplit(url).path) if url else ""
@@ -131,7 +137,16 @@ async def _diagnose_disk(report: Report, url: str | None) -> None:
     if not db.exists():
         report.reachable = None
         parent = _nearest_existing(db.parent)
-        if os.access(parent, os.W_OK | os.X_OK):
+        marker = marker_path(db)
+        if marker.exists():
+            report.reachable = False
+            report.add(
+                "error",
+                f"the database {db} is missing, but {marker} shows a store was created there: restore it "
+                f"from your backup (docs/disk.md#backup-and-restore); to start a new, empty store, delete "
+                f"{marker}",
+            )
+        elif os.access(parent, os.W_OK | os.X_OK):
             report.add(
                 "info", f"the database {db} does not exist yet; it is created (mode 0600) on first use"
             )
@@ -177,12 +192,8 @@ def _diagnose_keys(report: Report, key_file: Path, *, data_exists: bool) -> bool
         report.add("info", f"no key yet: {key_file} is created (mode 0600) with a new key on first use")
         return True
     try:
-        lines = [line.strip() for line in key_file.read_text(encoding="ascii").splitlines()]
-        keys = [line for line in lines if line and not line.startswith("#")]
+        keys = read_key_file(key_file)
         report.fingerprints = list(Keyring(keys, source=report.key_source).fingerprints)
-    except (OSError, UnicodeDecodeError) as exc:
-        report.add("error", f"cannot read the key file {key_file}: {exc}; fix its permissions or restore it")
-        return False
     except BaseKeyValueError as exc:
         report.add("error", str(exc))
         return False
@@ -406,7 +417,7 @@ async def _probe(
     store: Store | None = None
     try:
         options: dict[str, Any] = {} if encryption is None else {"encryption": encryption}
-        store = open_cli_store(url, **options)
+        store = open_cli_store(url, read_only=True, **options)
         probe_key = f"probe-{uuid.uuid4().hex}"
         timings = []
         for _ in range(PROBES):

@@ -258,7 +258,8 @@ async def open_source(
         raise UsageError(
             "--fernet-key-env applies to py-key-value sources only (kv+...:// or --from-py-key-value)"
         )
-    return StoreSource(open_cli_store(url), safe_url(url))
+    # The source is only read: a mistyped path must fail, not become a new, empty store.
+    return StoreSource(open_cli_store(url, read_only=True), safe_url(url))
 
 
 async def run_migrate(

@@ -32,6 +32,7 @@ from fastmcp_sessions._values import (
 from fastmcp_sessions.errors import (
     ConflictError,
     InvalidKeyError,
+    KeyValueStoreError,
     SerializationError,
     StoreClosedError,
     StoreConnectionError,
@@ -167,7 +168,8 @@ class Store(AsyncClosing, ABC):
     # -- listing and housekeeping -------------------------------------------------------
 
     async def keys(self, collection: str | None = None, limit: int | None = None) -> list[str]:
-        """Return the live keys of ``collection`` (all of them unless ``limit`` is given)."""
+        """Return the live keys of ``collection`` (all of them unless ``limit`` is given; a
+        ``limit`` of 2**31 - 1 or more means all)."""
         return list(await self._call(self._list_keys, self._collection(collection), _check_limit(limit)))
 
     async def collections(self, limit: int | None = None) -> list[str]:
@@ -336,8 +338,9 @@ class Store(AsyncClosing, ABC):
         except self.driver_errors as exc:
             raise self._connection_error(exc) from exc
 
-    def _connection_error(self, exc: BaseException) -> StoreConnectionError:
-        """The ``StoreConnectionError`` to raise for a driver error (override to add advice)."""
+    def _connection_error(self, exc: BaseException) -> KeyValueStoreError:
+        """The typed error to raise for a driver error: ``StoreConnectionError`` unless the
+        backend knows better (override to add advice)."""
         return StoreConnectionError(
             f"{self!r} could not be reached ({type(exc).__name__}: {exc}); check that the server is "
             "running and reachable, then retry: the store reconnects on its own"
@@ -412,6 +415,8 @@ def register_backend(scheme: str, cls: type[Store]) -> None:
 def registered_backends() -> dict[str, type[Store]]:
     """A copy of the scheme table: every registered URL scheme and the class serving it."""
     return dict(_BACKENDS)
+_NO_LIMIT = 2**31 - 1
+"""Limits at or above this mean "all": no store holds that many keys, and backends cap theirs lower."""
 
 
 def _check_limit(limit: int | None) -> int | None:
@@ -419,4 +424,4 @@ def _check_limit(limit: int | None) -> int | None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
-    return limit
+    return None if limit >= _NO_LIMIT else int(limit)

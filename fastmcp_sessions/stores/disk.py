@@ -5,19 +5,31 @@ Layout (see docs/disk.md)::
     entries(collection TEXT, key TEXT, value BLOB, expires_at REAL, version INTEGER,
             PRIMARY KEY (collection, key)) WITHOUT ROWID
     entries_expiry  index on expires_at (only rows that expire)
-    meta(name TEXT PRIMARY KEY, value TEXT)     format, codec, key check
+    meta(name TEXT PRIMARY KEY, value TEXT)     format, codec, key check, store id
 
 Values are JSON, encrypted with Fernet unless ``encryption=False``; nothing is ever
-pickled. Every SQLite call runs on one worker thread that owns the connection, so the
-event loop never blocks. Each operation is a single statement or an explicit
-``BEGIN IMMEDIATE`` transaction, so several processes can share the file: writes are
-serialised by SQLite's lock and the conditional statements make the atomic operations
-atomic across processes too. Expired rows are filtered on read and deleted by a
-periodic purge (and ``cull()``), which also returns their pages to the file system.
+pickled. Each operation is a single statement or an explicit ``BEGIN IMMEDIATE``
+transaction, so several processes can share the file: writes are serialised by
+SQLite's lock and the conditional statements make the atomic operations atomic
+across processes too.
+
+Where the work runs (``offload="auto"``, the default): a statement that cannot block
+runs inline on the event loop, on a connection whose busy timeout is zero. WAL readers
+never wait for a lock, and a write either gets the write lock at once or fails at once
+with SQLITE_BUSY, having changed nothing; it is then handed to the store's worker
+thread, whose own connection waits up to ``busy_timeout``. Everything that can take
+long always runs on the worker: WAL checkpoints (the inline connection never
+checkpoints), purges of expired rows, batches of more than ``_INLINE_ROWS`` rows, full
+listings, rotation, backups, opening and closing, and every write under
+``synchronous=FULL`` (each commit there waits for fsync). See docs/disk.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import math
 import os
 import random
 import secrets
@@ -27,9 +39,11 @@ import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
+from fastmcp_sessions._values import check_key
 from fastmcp_sessions.encryption import (
+    KEYS_ENV,
     FernetCodec,
     JsonCodec,
     Keyring,
@@ -37,19 +51,45 @@ from fastmcp_sessions.encryption import (
     load_keyring,
     make_private_dir,
 )
-from fastmcp_sessions.errors import DecryptionError, StoreConnectionError, StoreSetupError, key_ref
+from fastmcp_sessions.errors import (
+    DecryptionError,
+    KeyValueStoreError,
+    StoreConnectionError,
+    StoreCorruptedError,
+    StoreOptionError,
+    StoreSetupError,
+    key_ref,
+)
+from fastmcp_sessions.stores import _disk_sql as sql
 from fastmcp_sessions.stores._thread import WorkerThread
 from fastmcp_sessions.stores._url import parse_bool, take_query_options
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
 
 T = TypeVar("T")
+Offload = bool | Literal["auto"]
+
+logger = logging.getLogger("fastmcp_sessions")
 
 DB_FILE_NAME = "store.sqlite3"
 _SCHEMA_VERSION = "1"
 _KEY_CHECK = b"fastmcp-sessions key check"
-_LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_CHUNK = 500  # keys per IN (...) list, well under SQLite's bound-parameter limit
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 _PURGE_EVERY = 30.0  # seconds between automatic purges of expired rows
+_INLINE_ROWS = 64  # larger batches and listings run on the worker thread
+_CHECKPOINT_EVERY = 1000  # inline commits between two WAL checkpoints on the worker (SQLite: 1000 pages)
+_WAL_SIZE_LIMIT = 4 * 1024 * 1024  # bytes the WAL file is cut back to when it starts over
+_YIELD_EVERY = 32  # inline calls between two yields to the event loop
+
+# How a statement may run (see the module docstring).
+_READ, _WRITE, _SLOW = 0, 1, 2
+
+
+def _parse_offload(text: str) -> Offload:
+    if text.strip().lower() == "auto":
+        return "auto"
+    return parse_bool(text)
+
+
 _URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "encryption": parse_bool,
     "app_name": str,
@@ -57,7 +97,9 @@ _URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "busy_timeout": float,
     "synchronous": str.upper,
     "default_collection": str,
-    "offload": parse_bool,
+    "offload": _parse_offload,
+    "create": parse_bool,
+    "integrity_check": float,
 }
 
 
@@ -80,8 +122,24 @@ def resolve_path(path: str | os.PathLike[str] | None, app_name: str) -> Path:
     return p
 
 
+def marker_path(db: Path) -> Path:
+    """The marker written beside a database the store created: while it exists, a missing or
+    empty database file is an error (``StoreCorruptedError``), never a new empty store."""
+    return db.with_name(f".{db.name}.marker")
+
+
 def _new_version() -> int:
     return secrets.randbits(63)
+
+
+def _seconds(name: str, value: object) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if isinstance(value, bool) or not (math.isfinite(seconds) and seconds >= 0):
+        raise StoreOptionError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return seconds
 
 
 class DiskStore(Store):
@@ -93,22 +151,32 @@ class DiskStore(Store):
         app_name: Names the default data and key-file directories.
         encryption: Encrypt values with Fernet (default). ``False`` stores plain JSON.
         keys: Fernet keys (newest first) or a ``Keyring``; default: env
-            ``FASTMCP_SESSIONS_KEYS``, then a key file created on first use.
+            ``FASTMCP_SESSIONS_KEYS``, then a key file created together with the database.
         key_file: Where to keep the generated key instead of the platform config dir.
-        busy_timeout: Seconds to wait for another process's write lock.
+        busy_timeout: Seconds a write waits for another process's write lock (on the
+            worker thread, never on the loop) before ``StoreConnectionError``.
         synchronous: ``"NORMAL"`` (default; durable across application crashes) or
-            ``"FULL"`` (also across power loss, slower).
-        offload: Run SQLite on the store's worker thread (default), so the event loop
-            never waits on disk or on another process's lock. ``False`` runs each call
-            inline on the loop instead: it saves the two thread wake-ups per call (tens of
-            microseconds on an idle virtual machine), which suits a single-client local
-            server, but a write waiting for another process's lock then stalls the loop
-            for up to ``busy_timeout``.
+            ``"FULL"`` (also across power loss; every commit waits for fsync, so writes
+            always run on the worker thread).
+        offload: ``"auto"`` (default): statements that cannot block run inline on the
+            event loop, the rest on the store's worker thread (see docs/disk.md).
+            ``True``: every statement on the worker thread (for file systems where even a
+            page write can stall, such as network mounts). ``False``: every statement
+            inline and no thread at all; a write waiting for another process's lock then
+            stalls the loop for up to ``busy_timeout``.
+        create: Create the database (and its key file) if missing (default). ``False``
+            opens an existing store only and never creates a file: a missing database is
+            a ``StoreSetupError``. Used by the read-only CLI commands.
+        integrity_check: Seconds spent, when the store opens, on SQLite's
+            ``PRAGMA integrity_check`` (default 1.0; ``0`` skips it). A file that fails is
+            a ``StoreCorruptedError``; a file too large to finish in time is checked that
+            far.
     """
 
     url_schemes = ("disk",)
     handles_encryption = True
-    driver_errors = (sqlite3.Error,)
+    # UnicodeDecodeError: SQLite handed back text that is not UTF-8, which only a damaged file holds.
+    driver_errors = (sqlite3.Error, UnicodeDecodeError)
 
     def __init__(
         self,
@@ -121,40 +189,52 @@ class DiskStore(Store):
         busy_timeout: float = 30.0,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         default_collection: str | None = None,
-        offload: bool = True,
+        offload: Offload = "auto",
+        create: bool = True,
+        integrity_check: float = 1.0,
     ) -> None:
         super().__init__(default_collection=default_collection)
         if synchronous not in ("NORMAL", "FULL"):
-            raise ValueError("synchronous must be 'NORMAL' or 'FULL'")
+            raise StoreOptionError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        if offload not in (True, False, "auto") or (offload != "auto" and not isinstance(offload, bool)):
+            raise StoreOptionError(f"offload must be 'auto', True or False, got {offload!r}")
+        self._busy_timeout = _seconds("busy_timeout", busy_timeout)
+        self._integrity_budget = _seconds("integrity_check", integrity_check)
         self.path = resolve_path(path, app_name)
         self.app_name = app_name
         self.encryption = bool(encryption)
+        self.create = bool(create)
         self._keys = keys
         self._key_file = key_file
-        self._busy_timeout = float(busy_timeout)
         self._synchronous = synchronous
         self._codec: ValueCodec = JsonCodec()
+        self._rotate_codec: ValueCodec = JsonCodec()
         self.keyring: Keyring | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._fast: sqlite3.Connection | None = None  # used on the loop (busy timeout 0 unless offload=False)
+        self._slow: sqlite3.Connection | None = None  # owned by the worker thread
         self._setup_error: BaseException | None = None
         self._key_error: str | None = None
         self._next_purge = 0.0
-        self.offload = bool(offload)
+        self.offload: Offload = offload
+        self._inline_writes = offload == "auto" and synchronous == "NORMAL"
+        self._pending = 0  # jobs handed to the worker and not finished yet
+        self._inline_commits = 0
+        self._inline_calls = 0
+        self._checkpointing: asyncio.Future[None] | None = None
         self._worker: WorkerThread | None = None
-        self._opened = False
-        if self.offload:
+        self._ready = False
+        if offload is not False:
             self._worker = WorkerThread(name=f"fastmcp-sessions-disk:{self.path.name}")
             # A store dropped without close() must not leave its thread waiting forever.
             weakref.finalize(self, self._worker.stop)
-            # Queued first, so every later job runs after it; its error is re-raised by each job.
+            # Queued first, so every later job runs after it.
             self._worker.submit(self._open_database)
-            self._opened = True
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> DiskStore:
         """``disk://`` (platform default location) or ``disk:///abs/path``, with query options
         ``encryption``, ``app_name``, ``key_file``, ``busy_timeout``, ``synchronous``,
-        ``default_collection``, ``offload``."""
+        ``default_collection``, ``offload`` (auto/true/false), ``create``, ``integrity_check``."""
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise ValueError(
@@ -172,61 +252,145 @@ class DiskStore(Store):
 
     def _open_database(self) -> None:
         try:
-            self._conn = self._connect()
+            try:
+                self._setup()
+            except UnicodeDecodeError:
+                raise StoreCorruptedError(
+                    str(self.path), "is damaged: it holds text that is not UTF-8"
+                ) from None
         except BaseException as exc:
+            self._close_connections()
             self._setup_error = exc
 
-    def _connect(self) -> sqlite3.Connection:
+    def _setup(self) -> None:
+        path, marker = self.path, marker_path(self.path)
+        try:
+            size: int | None = path.stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            size = None
+        except OSError as exc:
+            raise StoreSetupError(
+                f"cannot reach the database {path}: {exc.strerror}; check the path and the permissions "
+                "of its directories"
+            ) from None
+        if size is None:
+            if marker.exists():
+                raise StoreCorruptedError(
+                    str(path), f"is missing, but {marker} shows a store was created here", marker=str(marker)
+                )
+            if not self.create:
+                raise StoreSetupError(
+                    f"there is no database at {path}; check the path (nothing was created: this "
+                    "command only reads existing stores)"
+                )
+            self._load_keys(create=True)
+            self._create_file()
+        else:
+            if path.is_dir():
+                raise StoreSetupError(
+                    f"{path} is a directory; give the database file, or a directory path ending in /"
+                )
+            if size == 0:
+                # Every database is created complete under a temporary name and then linked in,
+                # so an empty file at this path was truncated, never freshly created.
+                raise StoreCorruptedError(
+                    str(path), "is empty (0 bytes): it was truncated or overwritten", marker=str(marker)
+                )
+            self._check_file(path, marker)
+        self._slow = self._connect(self._busy_timeout, checkpoints=True)
+        meta = self._read_meta(self._slow, marker)
+        self._check_codec(meta)
+        if self.encryption and self.keyring is None:
+            # An existing database never gets a new key: a missing key file is an error.
+            self._load_keys(create=False)
+        self._check_key(meta)
+        self._verify(self._slow)
+        if self.offload == "auto":
+            self._fast = self._connect(0.0, checkpoints=False)
+        elif self.offload is False:
+            self._fast, self._slow = self._slow, None
+        if self.create and not marker.exists():
+            _write_marker(marker, meta.get("store_id", ""))
+
+    def _load_keys(self, *, create: bool) -> None:
+        if not self.encryption:
+            return
+        self.keyring = load_keyring(
+            self._keys, app_name=self.app_name, key_file=self._key_file, create=create
+        )
+        self._codec = FernetCodec(self.keyring)
+        # Rotation runs on the worker thread: it gets its own codec (the cache is not shared).
+        self._rotate_codec = FernetCodec(self.keyring, cache_size=0)
+
+    def _check_file(self, path: Path, marker: Path) -> None:
+        """Tell a foreign file, a damaged header and an unusable location apart, before SQLite does."""
+        try:
+            with open(path, "rb") as f:
+                header = f.read(len(_SQLITE_MAGIC))
+        except OSError as exc:
+            raise StoreSetupError(
+                f"cannot read the database file {path}: {exc.strerror}; run as the user that owns it, or "
+                f"fix its permissions (chmod 600 {path})"
+            ) from None
+        if header != _SQLITE_MAGIC:
+            if marker.exists():
+                raise StoreCorruptedError(
+                    str(path), "is damaged: its SQLite header is gone", marker=str(marker)
+                )
+            raise StoreSetupError(
+                f"{path} is not a SQLite database (another program's file, or a damaged store); choose "
+                "another path (disk:///path/to/store.sqlite3), or restore the store from a backup"
+            )
+        if not os.access(path, os.W_OK):
+            mode = path.stat().st_mode & 0o777
+            raise StoreSetupError(
+                f"the database file {path} is read-only for this user (mode {mode:04o}, owner uid "
+                f"{path.stat().st_uid}); SQLite must write to it even to read in WAL mode: run as its "
+                f"owner, or make it writable with chmod 600 {path}"
+            )
+        shm = path.with_name(path.name + "-shm")
+        if not os.access(path.parent, os.W_OK | os.X_OK) and not shm.exists():
+            raise StoreSetupError(
+                f"the directory {path.parent} is read-only for this user: SQLite keeps {path.name}-wal and "
+                f"{path.name}-shm beside the database and must create them there; make the directory "
+                "writable (chmod 700), or move the database to a writable directory"
+            )
+
+    def _create_file(self) -> None:
+        """Create the database complete under a temporary name, then link it into place: the
+        path never holds a half-made (or empty) database, and concurrent creators agree on one."""
         path = self.path
         try:
             make_private_dir(path.parent)
-            # Create the file ourselves so it is 0600 from its first byte; SQLite gives the
-            # -wal and -shm files the database file's mode.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+            # Created by us so it is 0600 from its first byte; SQLite gives -wal and -shm the same mode.
+            os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
+            parent = path.parent
+            while not parent.exists() and parent != parent.parent:
+                parent = parent.parent
             raise StoreSetupError(
-                f"cannot create the database file {path}: {exc.strerror}; choose a writable path "
-                "(disk:///path/to/store.sqlite3) or fix the directory's permissions"
-            ) from exc
-        if self.encryption:
-            self.keyring = load_keyring(self._keys, app_name=self.app_name, key_file=self._key_file)
-            self._codec = FernetCodec(self.keyring)
-        deadline = time.monotonic() + self._busy_timeout
-        while True:
-            conn = sqlite3.connect(
-                path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=True
-            )
+                f"cannot create the database file {path}: {exc.strerror} (the directory {parent} is not "
+                "writable by this user); choose a writable path (disk:///path/to/store.sqlite3) or fix the "
+                "directory's permissions"
+            ) from None
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
             try:
-                self._prepare(conn)
-                return conn
-            except sqlite3.OperationalError as exc:
+                # auto_vacuum only takes effect on a database without tables, so set it first.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                conn.execute("PRAGMA journal_mode = WAL")
+                self._init_schema(conn)
+            finally:
                 conn.close()
-                # Switching a new file to WAL needs an exclusive lock, and SQLite does not always
-                # wait for it (deadlock avoidance): processes opening one new file at once retry.
-                if _is_busy(exc) and time.monotonic() < deadline:
-                    time.sleep(random.uniform(0.005, 0.05))
-                    continue
-                raise StoreSetupError(
-                    f"cannot open {path}: {exc}; is another process holding it locked?"
-                ) from exc
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                raise StoreSetupError(
-                    f"cannot open {path} as a fastmcp-sessions database ({exc}); "
-                    "is it another program's file?"
-                ) from exc
-
-    def _prepare(self, conn: sqlite3.Connection) -> None:
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            # auto_vacuum only takes effect on a database without tables, so set it first.
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        self._init_schema(conn)
+            with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
+                os.link(tmp, path)
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+                leftover.unlink(missing_ok=True)
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
-        with _transaction(conn):
+        with sql.transaction(conn):
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS entries (collection TEXT NOT NULL, key TEXT NOT NULL, "
                 "value BLOB NOT NULL, expires_at REAL, version INTEGER NOT NULL, "
@@ -241,11 +405,90 @@ class DiskStore(Store):
             key_check = self.keyring.encrypt(_KEY_CHECK).decode("ascii") if self.keyring else ""
             conn.executemany(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
-                [("format", _SCHEMA_VERSION), ("codec", codec), ("key_check", key_check)],
+                [
+                    ("format", _SCHEMA_VERSION),
+                    ("codec", codec),
+                    ("key_check", key_check),
+                    ("store_id", secrets.token_hex(16)),
+                ],
             )
-            meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        if meta["codec"] != codec:
-            if meta["codec"] == "fernet":
+
+    def _connect(self, busy_timeout: float, *, checkpoints: bool) -> sqlite3.Connection:
+        path = self.path
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            # mode=rw: SQLite never creates the file (it exists, or we just created it).
+            conn = sqlite3.connect(
+                f"file:{quote(str(path))}?mode=rw",
+                uri=True,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                self._prepare(conn, checkpoints=checkpoints)
+                return conn
+            except sqlite3.Error as exc:
+                conn.close()
+                # Switching a file to WAL needs an exclusive lock, and SQLite does not always wait
+                # for it (deadlock avoidance): processes opening one file at once retry.
+                if sql.code(exc) in (sql.BUSY, sql.LOCKED) and time.monotonic() < deadline:
+                    time.sleep(random.uniform(0.005, 0.05))
+                    continue
+                raise self._open_error(exc) from exc
+
+    def _prepare(self, conn: sqlite3.Connection, *, checkpoints: bool) -> None:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            # Another program's database is left exactly as it is (_read_meta then refuses it).
+            if not tables or {"entries", "meta"} <= tables:
+                conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        # When the WAL starts over after a checkpoint, shrink the file back to this size.
+        conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
+        if not checkpoints:
+            # A checkpoint copies pages and fsyncs; the worker runs them, never the loop.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def _open_error(self, exc: sqlite3.Error) -> KeyValueStoreError:
+        path, code = self.path, sql.code(exc)
+        if code in (sql.CORRUPT, sql.NOTADB):
+            return StoreCorruptedError(str(path), f"is damaged (SQLite: {exc})", marker=None)
+        if code in (sql.BUSY, sql.LOCKED):
+            return StoreSetupError(
+                f"cannot open {path}: another process kept it locked for more than busy_timeout "
+                f"({self._busy_timeout:g} s); retry, or raise busy_timeout"
+            )
+        if code in (sql.READONLY, sql.CANTOPEN, 3):  # 3 = SQLITE_PERM
+            return StoreSetupError(
+                f"cannot open {path} for writing ({exc}): the file, its -wal/-shm files or the directory "
+                f"{path.parent} are not writable by this user; fix their permissions"
+            )
+        return StoreSetupError(f"cannot open {path}: {exc}")
+
+    def _read_meta(self, conn: sqlite3.Connection, marker: Path) -> dict[str, str]:
+        try:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables and self.create:
+                self._init_schema(conn)  # a database left without tables (by an older version's crash)
+                tables = {"entries", "meta"}
+            if not {"entries", "meta"} <= tables:
+                raise StoreSetupError(
+                    f"{self.path} is another program's SQLite database (tables: "
+                    f"{', '.join(sorted(tables)) or 'none'}), not a fastmcp-sessions store; choose another "
+                    "path (disk:///path/to/store.sqlite3)"
+                )
+            return dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from exc
+
+    def _check_codec(self, meta: dict[str, str]) -> None:
+        codec = "fernet" if self.encryption else "json"
+        stored = meta.get("codec")
+        if stored not in ("fernet", "json") or "key_check" not in meta:
+            raise StoreCorruptedError(str(self.path), "has a damaged meta table (no codec or key check)")
+        if stored != codec:
+            if stored == "fernet":
                 advice = "it holds encrypted data: open it with encryption on (drop encryption=false)"
             else:
                 advice = (
@@ -253,6 +496,8 @@ class DiskStore(Store):
                     "encrypted store with `fastmcp-sessions migrate`"
                 )
             raise StoreSetupError(f"{self.path}: {advice}")
+
+    def _check_key(self, meta: dict[str, str]) -> None:
         if self.keyring is not None:
             try:
                 self.keyring.decrypt(meta["key_check"].encode("ascii"))
@@ -260,32 +505,155 @@ class DiskStore(Store):
                 self._key_error = (
                     f"the database {self.path} was encrypted with a key that is not among the keys in use "
                     f"({', '.join(self.keyring.fingerprints)}, from {self.keyring.source}); set "
-                    "FASTMCP_SESSIONS_KEYS to include the original key (newest first). Nothing was read or "
-                    "written"
+                    f"{KEYS_ENV} to include the original key (newest first). Nothing was read or written"
                 )
 
-    def _db(self, collection: str = "", key: str = "") -> sqlite3.Connection:
+    def _verify(self, conn: sqlite3.Connection) -> None:
+        """SQLite's integrity check, stopped after ``integrity_check`` seconds. It is stricter than
+        ``quick_check``: it also finds rows out of key order, which make lookups miss silently."""
+        if self._integrity_budget <= 0:
+            return
+        deadline = time.monotonic() + self._integrity_budget
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 2000)
+        try:
+            problems = [text for (text,) in conn.execute("PRAGMA integrity_check(5)").fetchall()]
+        except sqlite3.OperationalError as exc:
+            if "interrupt" not in str(exc).lower():
+                raise self._open_error(exc) from exc
+            logger.info(
+                "%s: the integrity check stopped after %.1f s (a large file); raise integrity_check= to "
+                "check all of it",
+                self.path,
+                self._integrity_budget,
+            )
+            return
+        except sqlite3.DatabaseError as exc:
+            raise self._open_error(exc) from exc
+        finally:
+            conn.set_progress_handler(None, 0)
+        if problems != ["ok"]:
+            summary = "; ".join(problems)[:400]
+            raise StoreCorruptedError(
+                str(self.path), f"is damaged: SQLite's integrity check found: {summary}", marker=None
+            )
+
+    def _close_connections(self) -> None:
+        for conn in (self._fast, self._slow):
+            if conn is not None:
+                conn.close()
+        self._fast = self._slow = None
+
+    # -- where a statement runs ----------------------------------------------------------
+
+    async def _sql(self, kind: int, collection: str, key: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)``: inline when ``kind`` allows and it does not have to
+        wait, otherwise on the worker thread. ``collection``/``key`` only name the entry in errors."""
+        if not self._ready:
+            await self._open_wait()
         if self._setup_error is not None:
             raise self._setup_error
         if self._key_error is not None:
             where = f" (collection {collection!r}, key {key_ref(key)})" if key else ""
             raise DecryptionError(self._key_error.replace("; set", f"{where}; set", 1))
-        assert self._conn is not None
-        return self._conn
+        worker, fast = self._worker, self._fast
+        if worker is None:
+            assert fast is not None
+            result = fn(fast, *args)
+            await self._yield_now_and_then()
+            return result
+        # A write waits behind writes already handed to the worker, so this process's writes
+        # stay in the order they were issued.
+        if fast is not None and (
+            kind == _READ or (kind == _WRITE and self._inline_writes and not self._pending)
+        ):
+            try:
+                result = fn(fast, *args)
+            except sqlite3.OperationalError as exc:
+                # BUSY with a zero timeout: the statement changed nothing; the worker waits instead.
+                if sql.code(exc) not in (sql.BUSY, sql.LOCKED) or fast.in_transaction:
+                    raise
+            else:
+                if kind == _WRITE:
+                    self._inline_commits += 1
+                    if self._inline_commits >= _CHECKPOINT_EVERY and self._checkpointing is None:
+                        self._inline_commits = 0
+                        self._checkpointing = asyncio.ensure_future(self._checkpoint(worker))
+                await self._yield_now_and_then()
+                return result
+        self._pending += 1
+        try:
+            return await worker.run(self._on_worker, fn, args)
+        finally:
+            self._pending -= 1
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _checkpoint(self, worker: WorkerThread) -> None:
+        # Counted as pending, so writes queue behind it rather than append to the WAL while it
+        # copies: it then catches up, and the next write starts the WAL over from its beginning
+        # instead of growing it (a long WAL slows every read).
+        self._pending += 1
+        try:
+            await worker.run(self._in_background, sql.checkpoint)
+        except Exception as exc:  # a failed checkpoint is retried after the next batch of writes
+            logger.debug("%r: WAL checkpoint failed: %s", self, exc)
+        finally:
+            self._pending -= 1
+            self._checkpointing = None
+
+    async def _yield_now_and_then(self) -> None:
+        # A call answered inline does not suspend; a caller looping over the store must
+        # still let other tasks run now and then.
+        self._inline_calls += 1
+        if self._inline_calls >= _YIELD_EVERY:
+            self._inline_calls = 0
+            await asyncio.sleep(0)
+
+    async def _open_wait(self) -> None:
         if self._worker is not None:
-            return await self._worker.run(fn, *args)
-        if not self._opened:
-            self._opened = True
+            await self._worker.run(sql.nothing)  # the open job was queued first
+        elif not self._ready:
             self._open_database()
-        return fn(*args)
+        self._ready = True
 
-    def _connection_error(self, exc: BaseException) -> StoreConnectionError:
-        return StoreConnectionError(
-            f"{self!r}: SQLite failed ({exc}); if another process holds a long write lock, retry or raise "
-            "busy_timeout; if the disk is full or the file unwritable, fix that first"
-        )
+    def _on_worker(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn = self._slow if self._slow is not None else self._fast
+        assert conn is not None
+        return fn(conn, *args)
+
+    def _in_background(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._slow is not None and self._setup_error is None:
+            fn(self._slow, *args)
+
+    def _connection_error(self, exc: BaseException) -> KeyValueStoreError:
+        code = sql.code(exc) if isinstance(exc, sqlite3.Error) else None
+        text = str(exc).lower()
+        if isinstance(exc, UnicodeDecodeError):
+            exc = ValueError("text that is not UTF-8")
+            code = sql.CORRUPT
+        if code in (sql.CORRUPT, sql.NOTADB) or "malformed" in text or "not a database" in text:
+            error = StoreCorruptedError(str(self.path), f"is damaged (SQLite: {exc})")
+            # Refuse everything from now on: a damaged file can answer wrongly or lose writes.
+            self._setup_error = error
+            return error
+        if code in (sql.BUSY, sql.LOCKED):
+            advice = (
+                f"another process held the write lock for more than busy_timeout ({self._busy_timeout:g} s); "
+                "retry, or raise busy_timeout"
+            )
+        elif code == sql.READONLY:
+            advice = (
+                f"the file {self.path} or its directory became read-only for this process; make them "
+                "writable (chmod 600 on the file, 700 on the directory)"
+            )
+        elif code == sql.FULL:
+            advice = f"the disk holding {self.path} is full; free space, then retry"
+        elif code in (sql.IOERR, sql.CANTOPEN):
+            advice = (
+                f"the operating system failed a read or write of {self.path} (a removed file, a failing disk "
+                "or an unmounted volume); check it, then reopen the store"
+            )
+        else:
+            advice = "retry; if it persists, run `fastmcp-sessions doctor`"
+        return StoreConnectionError(f"{self!r}: SQLite failed ({exc}); {advice}")
 
     # -- rows <-> values ----------------------------------------------------------------
 
@@ -295,199 +663,152 @@ class DiskStore(Store):
         return Versioned(value, str(version), None if expires_at is None else max(expires_at - now, 0.0))
 
     def _row(self, collection: str, key: str, value: Value, ttl: float | None, now: float) -> tuple[Any, ...]:
+        # Callers await _open_wait() first: the codec is only known once the store is open.
         expires_at = None if ttl is None else now + ttl
         return (collection, key, self._codec.encode(collection, key, value), expires_at, _new_version())
 
-    def _after_write(self, conn: sqlite3.Connection, now: float) -> None:
+    def _after_write(self, now: float) -> None:
         if now >= self._next_purge:
             self._next_purge = now + _PURGE_EVERY
-            self._purge(conn, now)
+            if self._worker is not None:
+                self._worker.submit(self._in_background, sql.purge, now)
+            elif self._fast is not None:
+                sql.purge(self._fast, now)
 
-    @staticmethod
-    def _purge(conn: sqlite3.Connection, now: float) -> None:
-        if conn.execute("DELETE FROM entries WHERE expires_at <= ?", (now,)).rowcount:
-            conn.execute("PRAGMA incremental_vacuum")
+    # -- the backend interface ------------------------------------------------------------
 
-    # -- the backend interface (each method runs one job on the worker thread) ----------
+    async def get(self, key: str, *, collection: str | None = None) -> Value | None:
+        """Return the value stored at ``key``, or ``None`` if it is missing or expired."""
+        fast = self._fast
+        if (
+            self._ready
+            and fast is not None
+            and self._worker is not None
+            and self._key_error is None
+            and self._setup_error is None
+            and not self._closed
+        ):
+            # The most frequent call: the base class's path and _sql's inline branch, written
+            # out. Anything unusual (a busy file, an error) takes the general path.
+            c, k = self._collection(collection), check_key(key)
+            try:
+                rows = fast.execute(sql.SELECT_VALUE, (c, k, time.time())).fetchall()
+            except (sqlite3.Error, UnicodeDecodeError):
+                return await super().get(key, collection=collection)
+            self._inline_calls += 1
+            if self._inline_calls >= _YIELD_EVERY:
+                self._inline_calls = 0
+                await asyncio.sleep(0)
+            return self._codec.decode(c, k, rows[0][0]) if rows else None
+        return await super().get(key, collection=collection)
 
     async def _read(self, collection: str, key: str) -> Versioned | None:
-        return await self._run(self._sync_read, collection, key)
-
-    def _sync_read(self, collection: str, key: str) -> Versioned | None:
         now = time.time()
-        row = (
-            self._db(collection, key)
-            .execute(
-                "SELECT value, expires_at, version FROM entries "
-                f"WHERE collection = ? AND key = ? AND {_LIVE}",
-                (collection, key, now),
-            )
-            .fetchone()
-        )
+        row = await self._sql(_READ, collection, key, sql.select_one, collection, key, now)
         return None if row is None else self._entry(collection, key, row, now)
 
     async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
-        return await self._run(self._sync_read_many, collection, keys)
-
-    def _sync_read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
-        conn, now = self._db(collection), time.time()
-        found: dict[str, Versioned] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = conn.execute(
-                f"SELECT key, value, expires_at, version FROM entries "
-                f"WHERE collection = ? AND key IN ({marks}) AND {_LIVE}",
-                (collection, *chunk, now),
-            )
-            for key, *row in rows:
-                found[key] = self._entry(collection, key, tuple(row), now)
+        now, unique = time.time(), list(dict.fromkeys(keys))
+        kind = _READ if len(unique) <= _INLINE_ROWS else _SLOW
+        rows = await self._sql(kind, collection, "", sql.select_many, collection, unique, now)
+        found = {key: self._entry(collection, key, tuple(row), now) for key, *row in rows}
         return [found.get(k) for k in keys]
 
     async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
-        await self._run(self._sync_write, collection, key, value, ttl)
-
-    _UPSERT = (
-        "INSERT INTO entries (collection, key, value, expires_at, version) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, "
-        "expires_at = excluded.expires_at, version = excluded.version"
-    )
-
-    def _sync_write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
-        conn, now = self._db(collection, key), time.time()
-        conn.execute(self._UPSERT, self._row(collection, key, value, ttl, now))
-        self._after_write(conn, now)
+        if not self._ready:
+            await self._open_wait()
+        now = time.time()
+        row = self._row(collection, key, value, ttl, now)
+        await self._sql(_WRITE, collection, key, sql.upsert, row)
+        self._after_write(now)
 
     async def _write_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
     ) -> None:
-        await self._run(self._sync_write_many, collection, keys, values, ttl)
-
-    def _sync_write_many(
-        self, collection: str, keys: list[str], values: list[Value], ttl: float | None
-    ) -> None:
-        conn, now = self._db(collection), time.time()
+        if not self._ready:
+            await self._open_wait()
+        now = time.time()
         rows = [self._row(collection, k, v, ttl, now) for k, v in zip(keys, values, strict=True)]
-        with _transaction(conn):
-            conn.executemany(self._UPSERT, rows)
-        self._after_write(conn, now)
+        await self._sql(_WRITE if len(rows) <= _INLINE_ROWS else _SLOW, collection, "", sql.upsert_many, rows)
+        self._after_write(now)
 
     async def _remove(self, collection: str, key: str) -> bool:
-        return await self._run(self._sync_remove_many, collection, [key]) > 0
+        return await self._remove_many(collection, [key]) > 0
 
     async def _remove_many(self, collection: str, keys: list[str]) -> int:
-        return await self._run(self._sync_remove_many, collection, keys)
-
-    def _sync_remove_many(self, collection: str, keys: list[str]) -> int:
-        conn, now = self._db(collection, keys[0] if len(keys) == 1 else ""), time.time()
-        unique = list(dict.fromkeys(keys))
-        live = 0
-        with _transaction(conn):
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"DELETE FROM entries WHERE collection = ? AND key IN ({marks}) RETURNING expires_at",
-                    (collection, *chunk),
-                ).fetchall()
-                live += sum(1 for (expires_at,) in rows if expires_at is None or expires_at > now)
-        return live
+        now, unique = time.time(), list(dict.fromkeys(keys))
+        kind = _WRITE if len(unique) <= _INLINE_ROWS else _SLOW
+        expiries = await self._sql(
+            kind, collection, keys[0] if len(keys) == 1 else "", sql.delete_many, collection, unique
+        )
+        return sum(1 for expires_at in expiries if expires_at is None or expires_at > now)
 
     async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
-        return await self._run(self._sync_insert, collection, key, value, ttl)
-
-    def _sync_insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
-        conn, now = self._db(collection, key), time.time()
-        # An expired row counts as absent: the upsert replaces it only in that case.
-        cursor = conn.execute(
-            "INSERT INTO entries (collection, key, value, expires_at, version) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, "
-            "expires_at = excluded.expires_at, version = excluded.version "
-            "WHERE entries.expires_at IS NOT NULL AND entries.expires_at <= ?",
-            (*self._row(collection, key, value, ttl, now), now),
-        )
-        self._after_write(conn, now)
-        return cursor.rowcount == 1
+        if not self._ready:
+            await self._open_wait()
+        now = time.time()
+        row = self._row(collection, key, value, ttl, now)
+        inserted = await self._sql(_WRITE, collection, key, sql.insert, row, now)
+        self._after_write(now)
+        return inserted
 
     async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
-        return await self._run(self._sync_swap, collection, key, value, version, ttl)
-
-    def _sync_swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
         expected = _parse_version(version)
         if expected is None:
             return False
-        conn, now = self._db(collection, key), time.time()
+        if not self._ready:
+            await self._open_wait()
+        now = time.time()
         _, _, data, expires_at, new_version = self._row(collection, key, value, ttl, now)
-        cursor = conn.execute(
-            "UPDATE entries SET value = ?, expires_at = ?, version = ? "
-            f"WHERE collection = ? AND key = ? AND version = ? AND {_LIVE}",
-            (data, expires_at, new_version, collection, key, expected, now),
+        return await self._sql(
+            _WRITE, collection, key, sql.swap, (data, expires_at, new_version, collection, key, expected, now)
         )
-        return cursor.rowcount == 1
 
     async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
-        return await self._run(self._sync_remove_if_version, collection, key, version)
-
-    def _sync_remove_if_version(self, collection: str, key: str, version: str) -> bool:
         expected = _parse_version(version)
         if expected is None:
             return False
-        conn, now = self._db(collection, key), time.time()
-        cursor = conn.execute(
-            f"DELETE FROM entries WHERE collection = ? AND key = ? AND version = ? AND {_LIVE}",
-            (collection, key, expected, now),
+        return await self._sql(
+            _WRITE, collection, key, sql.delete_if_version, (collection, key, expected, time.time())
         )
-        return cursor.rowcount == 1
 
     async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
-        return await self._run(self._sync_list_keys, collection, limit)
-
-    def _sync_list_keys(self, collection: str, limit: int | None) -> list[str]:
-        rows = self._db(collection).execute(
-            f"SELECT key FROM entries WHERE collection = ? AND {_LIVE} ORDER BY key LIMIT ?",
-            (collection, time.time(), -1 if limit is None else limit),
-        )
-        return [key for (key,) in rows]
+        kind = _READ if limit is not None and limit <= _INLINE_ROWS else _SLOW
+        return await self._sql(kind, collection, "", sql.select_keys, collection, time.time(), limit)
 
     async def _list_collections(self, limit: int | None) -> list[str]:
-        return await self._run(self._sync_list_collections, limit)
-
-    def _sync_list_collections(self, limit: int | None) -> list[str]:
-        rows = self._db().execute(
-            f"SELECT DISTINCT collection FROM entries WHERE {_LIVE} ORDER BY collection LIMIT ?",
-            (time.time(), -1 if limit is None else limit),
-        )
-        return [name for (name,) in rows]
+        return await self._sql(_SLOW, "", "", sql.select_collections, time.time(), limit)
 
     async def _drop_collection(self, collection: str) -> bool:
-        return await self._run(self._sync_drop_collection, collection)
-
-    def _sync_drop_collection(self, collection: str) -> bool:
-        conn = self._db(collection)
-        rows = conn.execute(
-            "DELETE FROM entries WHERE collection = ? RETURNING expires_at", (collection,)
-        ).fetchall()
+        expiries = await self._sql(_SLOW, collection, "", sql.delete_collection, collection)
         now = time.time()
-        return any(expires_at is None or expires_at > now for (expires_at,) in rows)
+        return any(expires_at is None or expires_at > now for expires_at in expiries)
 
     async def _cull(self) -> None:
-        await self._run(self._sync_cull)
-
-    def _sync_cull(self) -> None:
-        conn, now = self._db(), time.time()
+        now = time.time()
         self._next_purge = now + _PURGE_EVERY
-        self._purge(conn, now)
+        await self._sql(_SLOW, "", "", sql.purge, now)
 
     async def _close(self) -> None:
-        await self._run(self._sync_close)
         if self._worker is not None:
+            # Closing the last connection checkpoints the WAL: that belongs on the worker.
+            await self._worker.run(self._close_connections)
             self._worker.stop()
+        else:
+            self._close_connections()
 
-    def _sync_close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    # -- backup ------------------------------------------------------------------------------
+
+    async def backup(self, target: str | os.PathLike[str]) -> Path:
+        """Copy the store to the new file ``target`` (mode 0600) while it stays in use; return its path.
+
+        Uses SQLite's online backup API: the copy is one consistent snapshot, other
+        processes keep reading and writing meanwhile. ``target`` must not exist (a
+        directory gets ``store.sqlite3`` inside it). An encrypted store's copy needs the
+        same key: back up the key file (or ``FASTMCP_SESSIONS_KEYS``) separately.
+        """
+        result: Path = await self._call(self._sql, _SLOW, "", "", _backup, Path(os.fspath(target)))
+        return result
 
     # -- key rotation --------------------------------------------------------------------
 
@@ -508,7 +829,7 @@ class DiskStore(Store):
             count: int
             scanned: int
             count, scanned, after_next = await self._call(
-                self._run, self._sync_rotate_batch, after, batch_size
+                self._sql, _SLOW, "", "", self._sync_rotate_batch, after, batch_size
             )
             total += count
             if after_next is None:
@@ -516,14 +837,14 @@ class DiskStore(Store):
             if progress is not None:
                 progress(scanned, after_next[0])
             after = after_next
-        await self._call(self._run, self._sync_rotate_key_check)
+        await self._call(self._sql, _SLOW, "", "", self._sync_rotate_key_check)
         return total
 
     def _sync_rotate_batch(
-        self, after: tuple[str, str], batch_size: int
+        self, conn: sqlite3.Connection, after: tuple[str, str], batch_size: int
     ) -> tuple[int, int, tuple[str, str] | None]:
-        conn = self._db()
         assert self.keyring is not None
+        codec = self._rotate_codec
         rows = conn.execute(
             "SELECT collection, key, value, version FROM entries WHERE (collection, key) > (?, ?) "
             "ORDER BY collection, key LIMIT ?",
@@ -532,12 +853,12 @@ class DiskStore(Store):
         if not rows:
             return 0, 0, None
         rewritten = 0
-        with _transaction(conn):
+        with sql.transaction(conn):
             for collection, key, data, version in rows:
                 if self.keyring.is_current(data):
                     continue
-                value = self._codec.decode(collection, key, data)
-                new = self._codec.encode(collection, key, value)
+                value = codec.decode(collection, key, data)
+                new = codec.encode(collection, key, value)
                 rewritten += conn.execute(
                     "UPDATE entries SET value = ? WHERE collection = ? AND key = ? AND version = ?",
                     (new, collection, key, version),
@@ -545,34 +866,61 @@ class DiskStore(Store):
         last = rows[-1]
         return rewritten, len(rows), (last[0], last[1])
 
-    def _sync_rotate_key_check(self) -> None:
+    def _sync_rotate_key_check(self, conn: sqlite3.Connection) -> None:
         assert self.keyring is not None
         token = self.keyring.encrypt(_KEY_CHECK).decode("ascii")
-        self._db().execute("UPDATE meta SET value = ? WHERE name = 'key_check'", (token,))
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'key_check'", (token,))
 
 
-class _transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error: takes the write lock up front,
-    so a transaction never fails half-way on a lock upgrade."""
+def _backup(conn: sqlite3.Connection, dest: Path) -> Path:
+    dest = dest.expanduser()
+    if dest.is_dir():
+        dest = dest / DB_FILE_NAME
+    if dest.exists():
+        raise StoreSetupError(f"the backup target {dest} already exists; choose a new file name")
+    try:
+        make_private_dir(dest.parent)
+        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
+        os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise StoreSetupError(
+            f"cannot create the backup file {dest}: {exc.strerror}; choose a writable path"
+        ) from None
+    try:
+        target = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.backup(target)  # all pages in one step: one consistent snapshot
+            target.execute("PRAGMA journal_mode = WAL")
+        finally:
+            target.close()
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            raise StoreSetupError(
+                f"the backup target {dest} already exists; choose a new file name"
+            ) from None
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+    return dest
 
-    __slots__ = ("conn",)
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        elif self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
+def _write_marker(marker: Path, store_id: str) -> None:
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        logger.warning(
+            "cannot write the store marker %s (%s); a deleted database would go unnoticed", marker, exc
+        )
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(
+            "fastmcp-sessions: a store was created beside this file; while this marker exists, a missing "
+            "or empty database is reported as an error, not replaced by an empty store.\n"
+            f"store_id {store_id}\n"
+        )
 
 
 def _parse_version(version: str) -> int | None:

@@ -114,6 +114,8 @@ class EncryptedStore(Store):
         key_check: Check the keys against the inner store's key-check record on the
             first operation (creating the record if there is none). Turn it off only
             to read without writing anything (``fastmcp-sessions doctor`` does).
+        create_key: Create the key file with a new key if it is missing (default);
+            ``False`` makes a missing key file a ``StoreSetupError``.
     """
 
     def __init__(
@@ -123,11 +125,12 @@ class EncryptedStore(Store):
         keys: Keyring | Sequence[str | bytes] | str | None = None,
         app_name: str = "fastmcp",
         key_check: bool = True,
+        create_key: bool = True,
     ) -> None:
         super().__init__(default_collection=inner.default_collection)
         self.inner = inner
         shared = repr(inner) if shared_over_network(inner) else None
-        self.keyring = load_keyring(keys, app_name=app_name, shared_store=shared)
+        self.keyring = load_keyring(keys, app_name=app_name, shared_store=shared, create=create_key)
         self._codec = FernetCodec(self.keyring)
         self._key_check = key_check
         self._signed_by: str | None = None

@@ -112,9 +112,12 @@ def open_store(url: str | None = None, **options: Any) -> Store:
             url, encryption = _pop_encryption(url, options)
             keys = options.pop("keys", None)
             app_name = options.pop("app_name", app_name_from_env())
+            # create=False (the read-only CLI commands): a server store has no file to create,
+            # but its encryption must not create a key file either.
+            create = options.pop("create", True)
             store = cls.from_url(url, **options)
             if encryption:
-                store = EncryptedStore(store, keys=keys, app_name=app_name)
+                store = EncryptedStore(store, keys=keys, app_name=app_name, create_key=create)
     logger.debug("opened %r from %s", store, redact_url(url) if url else "the default location")
     return store
 
