@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, SupportsFloat
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions._retry import Retries
 from fastmcp_sessions._values import (
@@ -79,16 +80,27 @@ class Store(AsyncClosing, ABC):
     update_attempts: int = 32
     """How many times ``update`` retries a lost race before raising ``ConflictError``."""
 
+    db_system_name: ClassVar[str | None] = None
+    """The OpenTelemetry ``db.system.name`` of this backend's spans and metrics (default:
+    its first URL scheme). A store wrapping another (``inner``) reports the inner one's."""
+
+    instrumented_fast_paths: ClassVar[tuple[str, ...]] = ()
+    """Public operations this class overrides and instruments itself (by calling the base
+    method while ``telemetry.SWITCH.on``); every other override is wrapped for telemetry."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for scheme in cls.__dict__.get("url_schemes", ()):
             register_backend(scheme, cls)
+        telemetry.instrument_overrides(cls, Store, cls.__dict__.get("instrumented_fast_paths", ()))
 
     def __init__(self, *, default_collection: str | None = None) -> None:
         self.default_collection = (
             DEFAULT_COLLECTION if default_collection is None else check_collection(default_collection)
         )
         self._closed = False
+        self._telemetry: dict[str, Any] | None = None
+        telemetry.refresh()
 
     # -- construction -------------------------------------------------------------------
 
@@ -99,17 +111,20 @@ class Store(AsyncClosing, ABC):
 
     # -- the AsyncKeyValue protocol -----------------------------------------------------
 
+    @telemetry.store_operation("get")
     async def get(self, key: str, *, collection: str | None = None) -> Value | None:
         """Return the value stored at ``key``, or ``None`` if it is missing or expired."""
         entry = await self._call(self._read, self._collection(collection), check_key(key))
         return None if entry is None else entry.value
 
+    @telemetry.store_operation("ttl")
     async def ttl(self, key: str, *, collection: str | None = None) -> tuple[Value | None, float | None]:
         """Return ``(value, remaining seconds)``; ``(value, None)`` when it never expires,
         ``(None, None)`` when it is missing."""
         entry = await self._call(self._read, self._collection(collection), check_key(key))
         return (None, None) if entry is None else (entry.value, entry.ttl)
 
+    @telemetry.store_operation("put")
     async def put(
         self,
         key: str,
@@ -122,15 +137,18 @@ class Store(AsyncClosing, ABC):
         c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
         await self._call(self._write, c, k, copy_value(value), seconds)
 
+    @telemetry.store_operation("delete")
     async def delete(self, key: str, *, collection: str | None = None) -> bool:
         """Delete ``key``; return whether a live entry was there."""
         return bool(await self._call(self._remove, self._collection(collection), check_key(key)))
 
+    @telemetry.store_operation("get_many", batch=True)
     async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[Value | None]:
         """Return the values of ``keys`` in order, ``None`` for each missing one."""
         entries = await self._call(self._read_many, self._collection(collection), self._keys_arg(keys))
         return [None if e is None else e.value for e in entries]
 
+    @telemetry.store_operation("ttl_many", batch=True)
     async def ttl_many(
         self, keys: Sequence[str], *, collection: str | None = None
     ) -> list[tuple[Value | None, float | None]]:
@@ -138,6 +156,7 @@ class Store(AsyncClosing, ABC):
         entries = await self._call(self._read_many, self._collection(collection), self._keys_arg(keys))
         return [(None, None) if e is None else (e.value, e.ttl) for e in entries]
 
+    @telemetry.store_operation("put_many", batch=True)
     async def put_many(
         self,
         keys: Sequence[str],
@@ -152,24 +171,29 @@ class Store(AsyncClosing, ABC):
             raise SerializationError("put_many needs a sequence of values, exactly one per key")
         await self._call(self._write_many, c, ks, [copy_value(v) for v in values], seconds)
 
+    @telemetry.store_operation("delete_many", batch=True)
     async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
         """Delete ``keys``; return how many live entries were deleted."""
         return int(await self._call(self._remove_many, self._collection(collection), self._keys_arg(keys)))
 
     # -- listing and housekeeping -------------------------------------------------------
 
+    @telemetry.store_operation("keys", collection_at=0)
     async def keys(self, collection: str | None = None, limit: int | None = None) -> list[str]:
         """Return the live keys of ``collection`` (all of them unless ``limit`` is given)."""
         return list(await self._call(self._list_keys, self._collection(collection), _check_limit(limit)))
 
+    @telemetry.store_operation("collections")
     async def collections(self, limit: int | None = None) -> list[str]:
         """Return the names of the collections that hold at least one live entry."""
         return list(await self._call(self._list_collections, _check_limit(limit)))
 
+    @telemetry.store_operation("destroy_collection", collection_at=0)
     async def destroy_collection(self, collection: str) -> bool:
         """Delete every entry of ``collection``; return whether it held any."""
         return bool(await self._call(self._drop_collection, check_collection(collection)))
 
+    @telemetry.store_operation("cull")
     async def cull(self) -> None:
         """Delete expired entries now and reclaim their space (stores also do this on their own)."""
         await self._call(self._cull)
@@ -182,6 +206,7 @@ class Store(AsyncClosing, ABC):
 
     # -- atomic operations --------------------------------------------------------------
 
+    @telemetry.store_operation("put_if_absent")
     async def put_if_absent(
         self,
         key: str,
@@ -197,11 +222,13 @@ class Store(AsyncClosing, ABC):
         c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
         return bool(await self._call(self._insert, c, k, copy_value(value), seconds))
 
+    @telemetry.store_operation("get_versioned")
     async def get_versioned(self, key: str, *, collection: str | None = None) -> Versioned | None:
         """Return the value with its opaque version and remaining TTL, or ``None``."""
         result: Versioned | None = await self._call(self._read, self._collection(collection), check_key(key))
         return result
 
+    @telemetry.store_operation("compare_and_set")
     async def compare_and_set(
         self,
         key: str,
@@ -221,6 +248,7 @@ class Store(AsyncClosing, ABC):
             return False
         return bool(await self._call(self._swap, c, k, copy_value(value), version, seconds))
 
+    @telemetry.store_operation("delete_if_version")
     async def delete_if_version(self, key: str, version: str, *, collection: str | None = None) -> bool:
         """Delete the entry only if its version is still ``version``; return whether it did."""
         c, k = self._collection(collection), check_key(key)
@@ -228,6 +256,7 @@ class Store(AsyncClosing, ABC):
             return False
         return bool(await self._call(self._remove_if_version, c, k, version))
 
+    @telemetry.store_operation("update")
     async def update(
         self,
         key: str,
@@ -249,7 +278,9 @@ class Store(AsyncClosing, ABC):
         c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
         attempts = self.update_attempts if max_attempts is None else max_attempts
         # Each lost race backs off with jitter so that competing writers spread out.
-        async for _ in Retries(attempts, first=0.001, cap=0.05):
+        async for attempt in Retries(attempts, first=0.001, cap=0.05):
+            if attempt:
+                telemetry.record_retry("store.update")
             current: Versioned | None = await self._call(self._read, c, k)
             result = fn(None if current is None else clone(current.value))
             if inspect.isawaitable(result):
@@ -273,6 +304,7 @@ class Store(AsyncClosing, ABC):
                     )
                     if await self._call(self._swap, c, k, new, current.version, keep):
                         return clone(new)
+        telemetry.record_conflict("store.update")
         raise ConflictError(c, k, attempts)
 
     # -- helpers ------------------------------------------------------------------------
@@ -293,6 +325,37 @@ class Store(AsyncClosing, ABC):
             return await method(*args)
         except self.driver_errors as exc:
             raise self._connection_error(exc) from exc
+
+    def _telemetry_server(self) -> tuple[str | None, int | None]:
+        """``(server.address, server.port)`` for telemetry: host and port only, never
+        credentials (override in backends that talk to a server)."""
+        return None, None
+
+    def _telemetry_attributes(self) -> dict[str, Any]:
+        """The attributes every span and duration sample of this store carries (cached)."""
+        if getattr(self, "_telemetry", None) is None:
+            inner = getattr(self, "inner", None)
+            if isinstance(inner, Store):
+                self._telemetry = inner._telemetry_attributes()
+            else:
+                fallback = self.url_schemes[0] if self.url_schemes else type(self).__name__
+                system = self.db_system_name or fallback
+                try:
+                    address, port = self._telemetry_server()
+                except Exception:  # telemetry must never break a store call
+                    address, port = None, None
+                self._telemetry = telemetry.server_attributes(system, address, port)
+        assert self._telemetry is not None
+        return self._telemetry
+
+    def _telemetry_chain(self) -> frozenset[int]:
+        """Ids of this store and the stores it wraps: one public call, one span."""
+        chain: set[int] = set()
+        store: object = self
+        while isinstance(store, Store) and id(store) not in chain:
+            chain.add(id(store))
+            store = getattr(store, "inner", None)
+        return frozenset(chain)
 
     def _connection_error(self, exc: BaseException) -> StoreConnectionError:
         """The ``StoreConnectionError`` to raise for a driver error (override to add advice)."""

@@ -107,6 +107,7 @@ class DiskStore(Store):
     """
 
     url_schemes = ("disk",)
+    db_system_name = "sqlite"
     handles_encryption = True
     driver_errors = (sqlite3.Error,)
 
