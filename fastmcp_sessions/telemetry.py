@@ -16,7 +16,7 @@ Hooks for store code (cheap when telemetry is off; call them freely):
 ``record_pipeline_batch(size, system)`` for every pipeline a backend sends,
 ``record_pool_wait(seconds, system, pool)`` for time spent waiting for a pooled
 connection, ``record_retry(operation)``, ``record_conflict(operation)`` and
-``record_decryption_failure(system)``.
+``record_decryption_failure(reason)``.
 """
 
 from __future__ import annotations
@@ -457,10 +457,14 @@ def record_conflict(operation: str) -> None:
         _Instruments.get().conflicts.add(1, {"fastmcp_sessions.operation": operation})
 
 
-def record_decryption_failure(system: str | None) -> None:
-    """Count one value that could not be decrypted, read from a ``system`` store."""
+def record_decryption_failure(reason: str) -> None:
+    """Count one stored value that could not be decrypted.
+
+    ``reason``: "ciphertext" (no key in use opens it, or it was tampered with or moved)
+    or "not_encrypted" (plaintext or another library's envelope where ciphertext belongs).
+    """
     if SWITCH.on or refresh():
-        _Instruments.get().decryption.add(1, {"db.system.name": system or "unknown"})
+        _Instruments.get().decryption.add(1, {"fastmcp_sessions.decryption.reason": reason})
 
 
 def record_lock_wait(seconds: float, outcome: str) -> None:

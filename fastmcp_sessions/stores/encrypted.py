@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions.encryption import FernetCodec, Keyring, load_keyring
 from fastmcp_sessions.errors import DecryptionError
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
@@ -52,6 +53,7 @@ class EncryptedStore(Store):
     def _open(self, collection: str, key: str, stored: Value) -> Value:
         token = stored.get("ciphertext")
         if stored.get(ENVELOPE_MARK) != ENVELOPE_VERSION or not isinstance(token, str) or len(stored) != 2:
+            telemetry.record_decryption_failure("not_encrypted")
             raise DecryptionError(
                 f"the value at collection {collection!r}, key {key!r} is not encrypted by fastmcp-sessions "
                 "(plaintext or foreign data); refusing to return it. Re-write it through this store, or "
