@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import importlib.util
 import os
 import time
 import weakref
@@ -168,6 +169,9 @@ def status() -> dict[str, Any]:
         "disabled": SWITCH.disabled,
         "tracer_provider": None if tracer is None else type(tracer).__qualname__,
         "meter_provider": None if meter is None else type(meter).__qualname__,
+        "sdk_installed": importlib.util.find_spec("opentelemetry.sdk") is not None,
+        # Names only: values such as OTEL_EXPORTER_OTLP_HEADERS carry credentials.
+        "otel_env": sorted(name for name in os.environ if name.startswith("OTEL_")),
     }
 
 
