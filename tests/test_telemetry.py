@@ -148,6 +148,9 @@ async def test_store_spans_nest_under_a_fastmcp_tool_call(otel: Otel, backend: B
         assert tool_spans[0].instrumentation_scope.name == "fastmcp"
         if system not in ("memory", "sqlite"):
             assert s.attributes["server.address"]
+    if backend.name in ("disk", "disk+plain"):  # the worker thread's queue is its pool
+        waits = otel.points("db.client.connection.wait_time")
+        assert any(p.attributes["db.system.name"] == "sqlite" and p.count for p in waits)
     batch = next(s for s in ours if s.attributes and s.attributes["db.operation.name"] == "get_many")
     assert batch.attributes is not None and batch.attributes["db.operation.batch.size"] == 2
 

@@ -33,6 +33,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from typing import Any, SupportsFloat
 from urllib.parse import unquote, urlsplit
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions._values import check_collection, check_key, check_ttl, copy_value, dumps_validated
 from fastmcp_sessions.errors import (
     DeserializationError,
@@ -571,6 +572,7 @@ class RedisStore(Store):
             return await self._pipeline(commands)
 
     async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        telemetry.record_pipeline_batch(len(commands), "redis")
         pipe = self._client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command, **_RAW)
