@@ -29,6 +29,7 @@ import os
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -90,6 +91,16 @@ SWITCH = _Switch()
 _trace_api: Any = trace
 _metrics_api: Any = getattr(metrics, "_internal", None)
 _FAST_GLOBALS = hasattr(_trace_api, "_TRACER_PROVIDER") and hasattr(_metrics_api, "_METER_PROVIDER")
+# Read inline by the instrumented calls while SWITCH.on is False: with both globals unset
+# (no SDK), the call goes on uninstrumented without calling refresh(). Without the fast
+# globals, stand-ins that are never None send every such call through refresh().
+_SET = SimpleNamespace(_TRACER_PROVIDER=True, _METER_PROVIDER=True)
+_TP: Any = _trace_api if _FAST_GLOBALS else _SET
+_MP: Any = _metrics_api if _FAST_GLOBALS else _SET
+TRACE_API: Any = _TP
+"""Holds ``_TRACER_PROVIDER``, None while no global tracer provider is set (for inline checks)."""
+METRICS_API: Any = _MP
+"""Holds ``_METER_PROVIDER``, None while no global meter provider is set (for inline checks)."""
 
 
 def _global_tracer_provider() -> TracerProvider | None:
@@ -124,7 +135,10 @@ def refresh() -> bool:
     Call it after installing a global provider late, if the only store calls since are
     the memory store's ``get``/``put`` (every other instrumented call refreshes by itself).
     """
-    on = not SWITCH.disabled and (
+    if SWITCH.disabled:
+        SWITCH.on = False
+        return False
+    on = (
         SWITCH.tracer_provider is not None
         or SWITCH.meter_provider is not None
         or _global_tracer_provider() is not None
@@ -137,6 +151,11 @@ def refresh() -> bool:
 def active() -> bool:
     """Whether spans or metrics of this package are recorded now."""
     return SWITCH.on or refresh()
+
+
+def _on() -> bool:
+    """``active()`` without the full look while no global provider exists."""
+    return SWITCH.on or ((_TP._TRACER_PROVIDER is not None or _MP._METER_PROVIDER is not None) and refresh())
 
 
 def configure(
@@ -263,48 +282,79 @@ _COVERED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
 
 OPERATION_SPEC = "__fastmcp_sessions_operation__"
 
+STORE_OPERATIONS: dict[str, tuple[bool, int | None]] = {
+    "get": (False, None),
+    "ttl": (False, None),
+    "put": (False, None),
+    "delete": (False, None),
+    "get_many": (True, None),
+    "ttl_many": (True, None),
+    "put_many": (True, None),
+    "delete_many": (True, None),
+    "keys": (False, 0),
+    "collections": (False, None),
+    "destroy_collection": (False, 0),
+    "cull": (False, None),
+    "put_if_absent": (False, None),
+    "get_versioned": (False, None),
+    "compare_and_set": (False, None),
+    "delete_if_version": (False, None),
+    "update": (False, None),
+}
+"""The public store operations: (first argument is the key list, position of a positional
+``collection`` argument or None for the ``collection=`` keyword)."""
+
+
+def enter(store: Any) -> bool:
+    """Whether a store operation starting now gets a span: telemetry records, and the
+    call is not already inside an operation of this store (or of a store wrapping it).
+
+    ``Store``'s public methods call this only after an inline check found ``SWITCH.on``
+    or a global provider set, so without an SDK it is never called.
+    """
+    return (SWITCH.on or refresh()) and id(store) not in _COVERED.get()
+
+
+async def store_call(store: Any, method: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
+    """Run ``method(store, *args, **kwargs)``, a public store operation, inside its span."""
+    name = method.__name__
+    batch, collection_at = STORE_OPERATIONS[name]
+    return await _traced(store, name, method, args, kwargs, batch, collection_at)
+
 
 _Method = Callable[Concatenate[S, P], Awaitable[R]]
 _Operation = Callable[Concatenate[S, P], Coroutine[Any, Any, R]]
 
 
-def store_operation(
-    name: str, *, batch: bool = False, collection_at: int | None = None
-) -> Callable[[_Method[S, P, R]], _Operation[S, P, R]]:
-    """Decorate a public store method: one CLIENT span and one duration sample per call.
-
-    ``batch``: the first argument is the sequence of keys (its length becomes
-    ``db.operation.batch.size``). ``collection_at``: the position of a positional
-    ``collection`` argument (otherwise the ``collection=`` keyword, then the store's
-    default collection). The store supplies ``_telemetry_attributes()``.
-    """
+def store_operation(name: str) -> Callable[[_Method[S, P, R]], _Operation[S, P, R]]:
+    """Decorate an override of the public store operation ``name`` (a backend's own fast
+    path): one CLIENT span and one duration sample per call, as the base class's."""
+    batch, collection_at = STORE_OPERATIONS[name]
 
     def decorate(fn: _Method[S, P, R]) -> _Operation[S, P, R]:
         @functools.wraps(fn)
         async def operation(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            if SWITCH.on or refresh():
+            if SWITCH.on or ((_TP._TRACER_PROVIDER or _MP._METER_PROVIDER) and refresh()):
                 return await _traced(self, name, fn, args, kwargs, batch, collection_at)
             return await fn(self, *args, **kwargs)
 
-        setattr(operation, OPERATION_SPEC, (name, batch, collection_at))
+        setattr(operation, OPERATION_SPEC, name)
         return operation
 
     return decorate
 
 
-def instrument_overrides(cls: type, base: type, skip: Iterable[str] = ()) -> None:
-    """Wrap every public operation that ``cls`` overrides (its own fast path) like the base's.
+def instrument_overrides(cls: type, skip: Iterable[str] = ()) -> None:
+    """Wrap every public store operation that ``cls`` defines (its own fast path).
 
     ``skip`` names the methods that instrument themselves (they call the base method
     while telemetry is on).
     """
     skipped = set(skip)
     for attr, fn in list(vars(cls).items()):
-        spec = getattr(getattr(base, attr, None), OPERATION_SPEC, None)
-        if spec is None or attr in skipped or not callable(fn) or hasattr(fn, OPERATION_SPEC):
+        if attr not in STORE_OPERATIONS or attr in skipped or not callable(fn) or hasattr(fn, OPERATION_SPEC):
             continue
-        name, batch, collection_at = spec
-        setattr(cls, attr, store_operation(name, batch=batch, collection_at=collection_at)(fn))
+        setattr(cls, attr, store_operation(attr)(fn))
 
 
 async def _traced(
@@ -398,7 +448,7 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Spa
 
     An exception leaving the block marks the span failed by type only (see ``_record_error``).
     """
-    if not (SWITCH.on or refresh()) or _tracer_off():
+    if not _on() or _tracer_off():
         yield None
         return
     with _tracer().start_as_current_span(
@@ -421,7 +471,9 @@ def traced(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Corou
     def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         @functools.wraps(fn)
         async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            if not SWITCH.on and not refresh():
+            if not SWITCH.on and (
+                (_TP._TRACER_PROVIDER is None and _MP._METER_PROVIDER is None) or not refresh()
+            ):
                 return await fn(*args, **kwargs)
             with span(name):
                 return await fn(*args, **kwargs)
@@ -436,13 +488,13 @@ def traced(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Corou
 
 def record_pipeline_batch(size: int, system: str) -> None:
     """Record one pipeline of ``size`` commands sent by a ``system`` (e.g. "redis") store."""
-    if SWITCH.on or refresh():
+    if _on():
         _Instruments.get().pipeline.record(size, {"db.system.name": system})
 
 
 def record_pool_wait(seconds: float, system: str, pool: str | None = None) -> None:
     """Record ``seconds`` spent waiting for a pooled connection (or worker) of a store."""
-    if SWITCH.on or refresh():
+    if _on():
         attributes = {"db.system.name": system}
         if pool:
             attributes["db.client.connection.pool.name"] = pool
@@ -451,13 +503,13 @@ def record_pool_wait(seconds: float, system: str, pool: str | None = None) -> No
 
 def record_retry(operation: str) -> None:
     """Count one more attempt of an optimistic write (``operation`` like "store.update")."""
-    if SWITCH.on or refresh():
+    if _on():
         _Instruments.get().retries.add(1, {"fastmcp_sessions.operation": operation})
 
 
 def record_conflict(operation: str) -> None:
     """Count one ``ConflictError`` raised by ``operation``."""
-    if SWITCH.on or refresh():
+    if _on():
         _Instruments.get().conflicts.add(1, {"fastmcp_sessions.operation": operation})
 
 
@@ -467,19 +519,19 @@ def record_decryption_failure(reason: str) -> None:
     ``reason``: "ciphertext" (no key in use opens it, or it was tampered with or moved)
     or "not_encrypted" (plaintext or another library's envelope where ciphertext belongs).
     """
-    if SWITCH.on or refresh():
+    if _on():
         _Instruments.get().decryption.add(1, {"fastmcp_sessions.decryption.reason": reason})
 
 
 def record_lock_wait(seconds: float, outcome: str) -> None:
     """Record time spent in ``Lock.acquire`` (``outcome``: "acquired" or "timeout")."""
-    if SWITCH.on or refresh():
+    if _on():
         _Instruments.get().lock_wait.record(seconds, {"fastmcp_sessions.lock.outcome": outcome})
 
 
 def record_refresh_wait(seconds: float, role: str) -> None:
     """Record time spent taking the token refresh lock (``role``: "leader" or "follower")."""
-    if SWITCH.on or refresh():
+    if _on():
         _Instruments.get().refresh_wait.record(seconds, {"fastmcp_sessions.token_refresh.role": role})
 
 
