@@ -3,9 +3,10 @@
 Only ``opentelemetry-api`` is used (FastMCP brings it). Nothing is recorded until a real
 tracer or meter provider exists: the global ones an application installs with the SDK
 (``trace.set_tracer_provider``/``metrics.set_meter_provider``, or ``opentelemetry-instrument``),
-or providers passed to ``configure()``. Until then every instrumented call pays one
-attribute check (``SWITCH.on``) and never builds a span, so the memory store's hot paths
-stay as fast as without telemetry. See docs/observability.md for every name emitted.
+or providers passed to ``configure()``. Until then an instrumented call reads
+``SWITCH.on`` and the API's two provider globals (the memory store's get/put read only
+``SWITCH.on``) and never builds a span, so the hot paths stay as fast as without
+telemetry. See docs/observability.md for every name emitted.
 
 What is never recorded: keys, values, tokens, lock names, URLs. Collection names are
 (they are the table names of this store: ``fastmcp_state``, ``mcp-oauth-transactions``...).
