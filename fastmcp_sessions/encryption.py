@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions._values import clone, dumps_validated
 from fastmcp_sessions.errors import (
     DecryptionError,
@@ -333,7 +334,11 @@ class FernetCodec:
         cached = self._cache.get((collection, key))
         if cached is not None and cached[0] == data:
             return clone(cached[1])
-        value = self._decrypt(collection, key, data)
+        try:
+            value = self._decrypt(collection, key, data)
+        except DecryptionError:
+            telemetry.record_decryption_failure("ciphertext")
+            raise
         self._remember(collection, key, bytes(data), value)
         return clone(value)
 

@@ -52,6 +52,8 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 
+from fastmcp_sessions import telemetry
+
 __all__ = [
     "DEFAULT_MAX_BUFFERED_EVENTS",
     "DEFAULT_MAX_OUTBOX",
@@ -179,6 +181,9 @@ class Bus:
     crosses_processes: ClassVar[bool] = False
     """Whether events reach listeners in other processes (replicas)."""
 
+    messaging_system: ClassVar[str] = "memory"
+    """The ``messaging.system`` of this bus's spans and metrics."""
+
     def __init__(self, *, server_name: str, max_buffered_events: int = DEFAULT_MAX_BUFFERED_EVENTS) -> None:
         if not isinstance(server_name, str) or not server_name or "/" in server_name:
             raise ValueError(f"server_name must be a non-empty str without '/', got {server_name!r}")
@@ -197,6 +202,7 @@ class Bus:
         self._closed = False
         self._warned: dict[str, float] = {}
         self._warn_lock = threading.Lock()
+        telemetry.watch_bus(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(server_name={self.server_name!r}, listeners={len(self._listeners)})"
@@ -206,7 +212,12 @@ class Bus:
     async def publish(self, event: ServerEvent) -> None:
         """Deliver ``event`` to every listener (here and, for cross-process buses, in every
         replica); never raises because of a listener or the backend."""
-        self._publish_on_loop(_check_event(event))
+        event = _check_event(event)
+        if telemetry.SWITCH.on:
+            with telemetry.span(f"publish {self.server_name}", self._telemetry_attributes(event, "publish")):
+                self._publish_on_loop(event)
+        else:
+            self._publish_on_loop(event)
         # A checkpoint, as mcp's in-memory bus does: a burst of publishes from one task lets
         # the listen streams drain between events instead of overflowing.
         await asyncio.sleep(0)
@@ -305,6 +316,16 @@ class Bus:
                 entry.scheduled = True
                 loop.call_soon(self._drain, entry)
 
+    def _telemetry_attributes(self, event: ServerEvent, operation: str) -> dict[str, str]:
+        # The event's type only: a ResourceUpdated URI can name a user's data.
+        return {
+            "messaging.system": self.messaging_system,
+            "messaging.operation.name": operation,
+            "messaging.operation.type": "send" if operation == "publish" else "process",
+            "messaging.destination.name": self.server_name,
+            "fastmcp_sessions.bus.event": type(event).__name__,
+        }
+
     def _warn(self, cause: str, message: str, *args: Any) -> None:
         now = time.monotonic()
         with self._warn_lock:
@@ -344,7 +365,13 @@ class Bus:
                 return
             event = entry.buffer.popleft()
             try:
-                entry.fn(event)
+                if telemetry.SWITCH.on:
+                    with telemetry.span(
+                        f"deliver {self.server_name}", self._telemetry_attributes(event, "deliver")
+                    ):
+                        entry.fn(event)
+                else:
+                    entry.fn(event)
             except Exception:  # fan-out boundary: one listener must not affect the others
                 self.stats.listener_errors += 1
                 logger.exception(

@@ -50,6 +50,8 @@ class RedisBus(QueuedBus):
         max_buffered_events, max_outbox, timeout: See ``Bus`` and ``QueuedBus``.
     """
 
+    messaging_system = "redis"
+
     def __init__(
         self,
         client: Redis | RedisCluster,

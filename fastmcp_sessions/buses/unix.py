@@ -73,6 +73,8 @@ class UnixSocketBus(Bus):
         max_buffered_events: See ``Bus``.
     """
 
+    messaging_system = "unix"
+
     crosses_processes = True
 
     def __init__(

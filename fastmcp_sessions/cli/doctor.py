@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from key_value.aio.errors import BaseKeyValueError, DecryptionError
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions.cli._common import (
     CliError,
     Console,
@@ -516,6 +517,19 @@ def _bool_option(options: dict[str, str], name: str, default: bool) -> bool:
         raise UsageError(f"option {name}: {exc}") from exc
 
 
+def _describe_telemetry(status: dict[str, Any]) -> str:
+    if status["disabled"]:
+        return f"off ({telemetry.DISABLE_ENV}=off)"
+    env = ", ".join(status["otel_env"]) or "no OTEL_* variables"
+    sdk = "SDK installed" if status["sdk_installed"] else "SDK not installed"
+    if not status["active"]:
+        return f"inactive in this process ({sdk}; {env}; see docs/observability.md)"
+    return (
+        f"active (traces: {status['tracer_provider'] or 'none'}, "
+        f"metrics: {status['meter_provider'] or 'none'}; {env})"
+    )
+
+
 def _result(report: Report, *, strict: bool) -> Result:
     env_url, env_reason = selected_url()
     data = {
@@ -531,6 +545,7 @@ def _result(report: Report, *, strict: bool) -> Result:
         "key_fingerprints": report.fingerprints,
         "files": [f.as_dict() for f in report.files],
         "findings": [{"level": level, "message": message} for level, message in report.findings],
+        "telemetry": telemetry.status(),
     }
     if report.reachable is None:
         reachable = "not checked (nothing to open yet)"
@@ -550,6 +565,7 @@ def _result(report: Report, *, strict: bool) -> Result:
         f"backend      {report.backend}",
         f"reachable    {reachable}",
         f"encryption   {report.encryption}",
+        f"telemetry    {_describe_telemetry(telemetry.status())}",
     ]
     if report.key_source:
         prints = ", ".join(report.fingerprints) or "none yet"

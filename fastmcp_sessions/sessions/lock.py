@@ -44,6 +44,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Self
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions._closing import AsyncContext
 from fastmcp_sessions._retry import Retries
 from fastmcp_sessions.sessions.errors import LockError, LockNotHeldError, LockTimeoutError
@@ -210,14 +211,47 @@ class Lock(AsyncContext):
         wait = self.timeout if isinstance(timeout, _Unset) else timeout
         if not blocking:
             wait = 0.0
-        deadline = None if wait is None else time.monotonic() + wait
-        async for _ in Retries(None, first=0.005, cap=self.poll_interval, jitter=0.5, deadline=deadline):
-            if await self.try_acquire():
-                return self.fencing_token
-        raise LockTimeoutError(self.name, wait or 0.0)
+        start = time.monotonic()
+        deadline = None if wait is None else start + wait
+        # The span names no lock: lock names are derived from server URLs and identities.
+        with telemetry.span("fastmcp_sessions.lock.acquire") as span:
+            attempts = 0
+            async for _ in Retries(None, first=0.005, cap=self.poll_interval, jitter=0.5, deadline=deadline):
+                attempts += 1
+                if await self.try_acquire():
+                    waited = time.monotonic() - start
+                    telemetry.record_lock_wait(waited, "acquired")
+                    if span is not None:
+                        span.set_attributes(
+                            {
+                                "fastmcp_sessions.lock.outcome": "acquired",
+                                "fastmcp_sessions.lock.wait": waited,
+                                "fastmcp_sessions.lock.attempts": attempts,
+                                "fastmcp_sessions.lock.fencing_token": self.fencing_token,
+                            }
+                        )
+                    return self.fencing_token
+            waited = time.monotonic() - start
+            telemetry.record_lock_wait(waited, "timeout")
+            if span is not None:
+                span.set_attributes(
+                    {
+                        "fastmcp_sessions.lock.outcome": "timeout",
+                        "fastmcp_sessions.lock.wait": waited,
+                        "fastmcp_sessions.lock.attempts": attempts,
+                    }
+                )
+            raise LockTimeoutError(self.name, wait or 0.0)
 
     async def release(self) -> bool:
         """Release the lock; return whether this owner still held it (a lost lease releases nothing)."""
+        with telemetry.span("fastmcp_sessions.lock.release") as span:
+            released = await self._release()
+            if span is not None:
+                span.set_attribute("fastmcp_sessions.lock.released", released)
+            return released
+
+    async def _release(self) -> bool:
         owner, self._owner = self._owner, None
         await self._stop_renewal()
         if owner is None:

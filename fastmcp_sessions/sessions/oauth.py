@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions.sessions._keys import IdentityHasher, secret_digest
 from fastmcp_sessions.sessions.errors import FlowNotFoundError, SessionValidationError
 from fastmcp_sessions.sessions.models import PendingFlow, to_datetime
@@ -97,6 +98,7 @@ class OAuthFlows:
     def __repr__(self) -> str:
         return f"OAuthFlows({self.store!r}, lifetime={self.lifetime:g})"
 
+    @telemetry.traced("fastmcp_sessions.oauth_flow.start")
     async def start(
         self,
         identity: str,
@@ -133,6 +135,7 @@ class OAuthFlows:
             raise SessionValidationError("could not allocate a unique OAuth state; retry")
         return _flow(state, record)
 
+    @telemetry.traced("fastmcp_sessions.oauth_flow.consume")
     async def consume(self, state: str, *, identity: str | None = None) -> PendingFlow:
         """Return the flow of ``state`` and end it, exactly once.
 
@@ -159,6 +162,7 @@ class OAuthFlows:
             raise FlowNotFoundError()
         return _flow(state, record)
 
+    @telemetry.traced("fastmcp_sessions.oauth_flow.cancel")
     async def cancel(self, state: str) -> bool:
         """Drop a pending flow; return whether it existed."""
         return await self.store.delete("flow:" + secret_digest(state), collection=self.collection)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx2
 from mcp.client.auth import OAuthClientProvider
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions.errors import StaleFencingTokenError
 from fastmcp_sessions.sessions._keys import short_digest
 from fastmcp_sessions.sessions.lock import DEFAULT_LOCK_COLLECTION, Lock
@@ -128,7 +129,23 @@ class SingleFlightOAuthClientProvider(OAuthClientProvider):
         lock = self._sf_lock()
         if lock is None:
             return
-        await lock.acquire()
+        with telemetry.span("fastmcp_sessions.token_refresh.coordinate") as span:
+            start = time.monotonic()
+            await lock.acquire()
+            waited = time.monotonic() - start
+            role = await self._sf_after_lock(lock)
+            telemetry.record_refresh_wait(waited, role)
+            if span is not None:
+                span.set_attributes(
+                    {
+                        "fastmcp_sessions.token_refresh.role": role,
+                        "fastmcp_sessions.token_refresh.wait": waited,
+                    }
+                )
+
+    async def _sf_after_lock(self, lock: Lock) -> str:
+        """With ``lock`` held: use tokens another process stored ("follower"), or keep the
+        lock to refresh them here ("leader")."""
         keep = False
         try:
             context = self.context
@@ -149,6 +166,7 @@ class SingleFlightOAuthClientProvider(OAuthClientProvider):
         finally:
             if not keep:
                 await lock.release()
+        return "leader" if keep else "follower"
 
     async def _sf_release(self, flow: object | None) -> None:
         held = self._sf_held

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions.sessions._keys import IdentityHasher, short_digest
 from fastmcp_sessions.sessions.errors import (
     InvalidServerNameError,
@@ -125,6 +126,7 @@ class ServerRegistry:
         servers = (record or {}).get("servers", {})
         return dict(servers) if isinstance(servers, dict) else {}
 
+    @telemetry.traced("fastmcp_sessions.servers.add")
     async def add(self, url: str, name: str | None = None) -> str:
         """Register ``url`` and return its name.
 
@@ -168,6 +170,7 @@ class ServerRegistry:
         await self.store.update(self._key, add_entry, collection=self.collection)
         return chosen[0]
 
+    @telemetry.traced("fastmcp_sessions.servers.resolve")
     async def resolve(self, name: str) -> str:
         """Return the URL registered as ``name``; raise ``ServerNotFoundError`` if there is none."""
         url = (await self._servers()).get(name)
@@ -183,6 +186,7 @@ class ServerRegistry:
         """Return the name ``url`` is registered under (any spelling of it), or ``None``."""
         return _name_of(await self._servers(), normalize_url(url))
 
+    @telemetry.traced("fastmcp_sessions.servers.remove")
     async def remove(self, name: str) -> bool:
         """Unregister ``name``; return whether it was registered."""
         removed: list[bool] = []

@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlsplit
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions._retry import Retries
 from fastmcp_sessions.errors import ConflictError
 from fastmcp_sessions.sessions._keys import IdentityHasher, check_identity
@@ -197,7 +198,9 @@ class SessionStore:
         ``StaleFencingTokenError``. Unfenced writes keep the record's fences.
         """
         key = self._key(identity)
-        async for _ in Retries(self.max_attempts, first=0.001, cap=0.05):
+        async for attempt in Retries(self.max_attempts, first=0.001, cap=0.05):
+            if attempt:
+                telemetry.record_retry("session.update")
             current = await self.store.get_versioned(key, collection=self.collection)
             stored = None if current is None else current.value
             if fence is not None:  # refuse a stale holder before anything else
@@ -229,6 +232,7 @@ class SessionStore:
                     )
                 if done:
                     return new
+        telemetry.record_conflict("session.update")
         raise ConflictError(self.collection, key, self.max_attempts)
 
     async def _read(self, identity: str) -> _Sessions:
@@ -242,6 +246,7 @@ class SessionStore:
 
     # -- public API -----------------------------------------------------------------------
 
+    @telemetry.traced("fastmcp_sessions.session.create")
     async def create(
         self,
         identity: str,
@@ -297,6 +302,7 @@ class SessionStore:
         sessions = await self._modify(identity, add)
         return _to_session(identity, session_id, sessions[session_id])
 
+    @telemetry.traced("fastmcp_sessions.session.get")
     async def get(self, identity: str, session_id: str, *, touch: bool = True) -> Session | None:
         """Return the session, or ``None`` if it does not exist for this identity or expired.
 
@@ -316,6 +322,7 @@ class SessionStore:
             return touched
         return _to_session(identity, session_id, record)
 
+    @telemetry.traced("fastmcp_sessions.session.touch")
     async def touch(self, identity: str, session_id: str) -> Session | None:
         """Mark the session used now, sliding its expiry; return it (``None`` if it is gone)."""
 
@@ -329,16 +336,19 @@ class SessionStore:
         record = (await self._modify(identity, slide)).get(session_id)
         return None if record is None else _to_session(identity, session_id, record)
 
+    @telemetry.traced("fastmcp_sessions.session.list")
     async def list(self, identity: str) -> list[Session]:
         """Return every live session of ``identity``, oldest first (one round trip)."""
         sessions = await self._read(identity)
         items = sorted(sessions.items(), key=lambda item: float(item[1].get("created", 0)))
         return [_to_session(identity, sid, record) for sid, record in items]
 
+    @telemetry.traced("fastmcp_sessions.session.count")
     async def count(self, identity: str) -> int:
         """Return how many live sessions ``identity`` has."""
         return len(await self._read(identity))
 
+    @telemetry.traced("fastmcp_sessions.session.update")
     async def update(
         self,
         identity: str,
@@ -390,6 +400,7 @@ class SessionStore:
         sessions = await self._modify(identity, apply)
         return _to_session(identity, session_id, sessions[session_id])
 
+    @telemetry.traced("fastmcp_sessions.session.delete")
     async def delete(self, identity: str, session_id: str) -> bool:
         """Delete a session with its OAuth data; return whether it existed."""
         found: list[bool] = [False]
@@ -401,6 +412,7 @@ class SessionStore:
         await self._modify(identity, drop)
         return found[0]
 
+    @telemetry.traced("fastmcp_sessions.session.purge")
     async def purge(self, identity: str) -> int:
         """Delete every session of ``identity``; return how many live ones there were."""
         count: list[int] = [0]
@@ -518,11 +530,13 @@ class SessionTokenStorage:
     def __repr__(self) -> str:
         return f"SessionTokenStorage(session={self.session_id[:6]}...)"
 
+    @telemetry.traced("fastmcp_sessions.tokens.get")
     async def get_tokens(self) -> OAuthToken | None:
         """Return the stored tokens (repr-redacted ``OAuthToken``), or ``None``."""
         oauth = await self.sessions._oauth_of(self.identity, self.session_id)
         return None if oauth is None or oauth.tokens is None else oauth.tokens.to_oauth_token()
 
+    @telemetry.traced("fastmcp_sessions.tokens.set")
     async def set_tokens(self, tokens: OAuthToken) -> None:
         """Store ``tokens``; the absolute expiry is computed from ``expires_in`` now.
 
@@ -550,6 +564,7 @@ class SessionTokenStorage:
         """Store the client registration (dynamic, CIMD or static)."""
         await self.sessions._set_client(self.identity, self.session_id, client_info)
 
+    @telemetry.traced("fastmcp_sessions.tokens.clear")
     async def clear_tokens(self) -> None:
         """Forget the tokens, keeping the client registration."""
         await self.sessions._clear_oauth(self.identity, self.session_id, client=False)

@@ -40,6 +40,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from fastmcp_sessions import telemetry
+
 try:
     import hiredis
 
@@ -362,6 +364,7 @@ class NodePipeline:
             return
         data, futures = self._data, self._futures
         self._data, self._futures, self._wait_at = [], [], None
+        telemetry.record_pipeline_batch(len(futures), "redis")
         link.send(data[0] if len(data) == 1 else b"".join(data), futures)
 
     async def _connect(self) -> None:

@@ -11,8 +11,11 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from fastmcp_sessions import telemetry
 
 T = TypeVar("T")
 
@@ -26,6 +29,16 @@ def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def _timed(fn: Callable[..., T], queued: float) -> Callable[..., T]:
+    """``fn`` that first reports how long it waited in the queue for the worker."""
+
+    def run(*args: Any) -> T:
+        telemetry.record_pool_wait(time.perf_counter() - queued, "sqlite", "worker thread")
+        return fn(*args)
+
+    return run
 
 
 class WorkerThread:
@@ -61,6 +74,8 @@ class WorkerThread:
         """Run ``fn(*args)`` on the worker thread and return its result."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        if telemetry.SWITCH.on:
+            fn = _timed(fn, time.perf_counter())
         self._jobs.put((fn, args, future, loop))
         return await future
 

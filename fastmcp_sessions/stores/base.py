@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, SupportsFloat
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions._retry import Retries
 from fastmcp_sessions._values import (
@@ -38,6 +39,12 @@ from fastmcp_sessions.errors import (
     StoreConnectionError,
 )
 from fastmcp_sessions.stores.fencing import check_token, fenced
+
+# The telemetry check each public operation starts with, read inline (no call) so that a
+# store without an OpenTelemetry SDK pays three attribute reads: see telemetry.enter().
+_SWITCH = telemetry.SWITCH
+_TRACES = telemetry.TRACE_API
+_METRICS = telemetry.METRICS_API
 
 Value = dict[str, Any]
 RotationProgress = Callable[[int, str], object]
@@ -88,16 +95,27 @@ class Store(AsyncClosing, ABC):
     update_attempts: int = 32
     """How many times ``update`` retries a lost race before raising ``ConflictError``."""
 
+    db_system_name: ClassVar[str | None] = None
+    """The OpenTelemetry ``db.system.name`` of this backend's spans and metrics (default:
+    its first URL scheme). A store wrapping another (``inner``) reports the inner one's."""
+
+    instrumented_fast_paths: ClassVar[tuple[str, ...]] = ()
+    """Public operations this class overrides and instruments itself (by calling the base
+    method while ``telemetry.SWITCH.on``); every other override is wrapped for telemetry."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for scheme in cls.__dict__.get("url_schemes", ()):
             register_backend(scheme, cls)
+        telemetry.instrument_overrides(cls, cls.__dict__.get("instrumented_fast_paths", ()))
 
     def __init__(self, *, default_collection: str | None = None) -> None:
         self.default_collection = (
             DEFAULT_COLLECTION if default_collection is None else check_collection(default_collection)
         )
         self._closed = False
+        self._telemetry: dict[str, Any] | None = None
+        telemetry.refresh()
 
     # -- construction -------------------------------------------------------------------
 
@@ -110,12 +128,16 @@ class Store(AsyncClosing, ABC):
 
     async def get(self, key: str, *, collection: str | None = None) -> Value | None:
         """Return the value stored at ``key``, or ``None`` if it is missing or expired."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.get, key, collection=collection)
         entry = await self._call(self._read, self._collection(collection), check_key(key))
         return None if entry is None else entry.value
 
     async def ttl(self, key: str, *, collection: str | None = None) -> tuple[Value | None, float | None]:
         """Return ``(value, remaining seconds)``; ``(value, None)`` when it never expires,
         ``(None, None)`` when it is missing."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.ttl, key, collection=collection)
         entry = await self._call(self._read, self._collection(collection), check_key(key))
         return (None, None) if entry is None else (entry.value, entry.ttl)
 
@@ -128,15 +150,21 @@ class Store(AsyncClosing, ABC):
         ttl: SupportsFloat | None = None,
     ) -> None:
         """Store ``value`` at ``key``, replacing what was there, expiring after ``ttl`` seconds."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.put, key, value, collection=collection, ttl=ttl)
         c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
         await self._call(self._write, c, k, copy_value(value), seconds)
 
     async def delete(self, key: str, *, collection: str | None = None) -> bool:
         """Delete ``key``; return whether a live entry was there."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.delete, key, collection=collection)
         return bool(await self._call(self._remove, self._collection(collection), check_key(key)))
 
     async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[Value | None]:
         """Return the values of ``keys`` in order, ``None`` for each missing one."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.get_many, keys, collection=collection)
         entries = await self._call(self._read_many, self._collection(collection), self._keys_arg(keys))
         return [None if e is None else e.value for e in entries]
 
@@ -144,6 +172,8 @@ class Store(AsyncClosing, ABC):
         self, keys: Sequence[str], *, collection: str | None = None
     ) -> list[tuple[Value | None, float | None]]:
         """Return ``(value, remaining seconds)`` for each of ``keys``, in order."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.ttl_many, keys, collection=collection)
         entries = await self._call(self._read_many, self._collection(collection), self._keys_arg(keys))
         return [(None, None) if e is None else (e.value, e.ttl) for e in entries]
 
@@ -156,6 +186,10 @@ class Store(AsyncClosing, ABC):
         ttl: SupportsFloat | None = None,
     ) -> None:
         """Store each value at its key (all with the same ``ttl``), as one batch where the backend allows."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(
+                self, Store.put_many, keys, values, collection=collection, ttl=ttl
+            )
         c, ks, seconds = self._collection(collection), self._keys_arg(keys), check_ttl(ttl)
         if isinstance(values, Mapping) or len(values) != len(ks):
             raise SerializationError("put_many needs a sequence of values, exactly one per key")
@@ -163,6 +197,8 @@ class Store(AsyncClosing, ABC):
 
     async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
         """Delete ``keys``; return how many live entries were deleted."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.delete_many, keys, collection=collection)
         return int(await self._call(self._remove_many, self._collection(collection), self._keys_arg(keys)))
 
     # -- listing and housekeeping -------------------------------------------------------
@@ -170,18 +206,26 @@ class Store(AsyncClosing, ABC):
     async def keys(self, collection: str | None = None, limit: int | None = None) -> list[str]:
         """Return the live keys of ``collection`` (all of them unless ``limit`` is given; a
         ``limit`` of 2**31 - 1 or more means all)."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.keys, collection, limit)
         return list(await self._call(self._list_keys, self._collection(collection), _check_limit(limit)))
 
     async def collections(self, limit: int | None = None) -> list[str]:
         """Return the names of the collections that hold at least one live entry."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.collections, limit)
         return list(await self._call(self._list_collections, _check_limit(limit)))
 
     async def destroy_collection(self, collection: str) -> bool:
         """Delete every entry of ``collection``; return whether it held any."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.destroy_collection, collection)
         return bool(await self._call(self._drop_collection, check_collection(collection)))
 
     async def cull(self) -> None:
         """Delete expired entries now and reclaim their space (stores also do this on their own)."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.cull)
         await self._call(self._cull)
 
     async def close(self) -> None:
@@ -204,11 +248,17 @@ class Store(AsyncClosing, ABC):
 
         Atomic across processes: of any number of concurrent callers exactly one wins.
         """
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(
+                self, Store.put_if_absent, key, value, collection=collection, ttl=ttl
+            )
         c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
         return bool(await self._call(self._insert, c, k, copy_value(value), seconds))
 
     async def get_versioned(self, key: str, *, collection: str | None = None) -> Versioned | None:
         """Return the value with its opaque version and remaining TTL, or ``None``."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(self, Store.get_versioned, key, collection=collection)
         result: Versioned | None = await self._call(self._read, self._collection(collection), check_key(key))
         return result
 
@@ -226,6 +276,10 @@ class Store(AsyncClosing, ABC):
         Fails (returns ``False``) when the entry changed, was deleted or expired since
         ``version`` was read.
         """
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(
+                self, Store.compare_and_set, key, value, version=version, collection=collection, ttl=ttl
+            )
         c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
         if not isinstance(version, str):
             return False
@@ -233,6 +287,10 @@ class Store(AsyncClosing, ABC):
 
     async def delete_if_version(self, key: str, version: str, *, collection: str | None = None) -> bool:
         """Delete the entry only if its version is still ``version``; return whether it did."""
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(
+                self, Store.delete_if_version, key, version, collection=collection
+            )
         c, k = self._collection(collection), check_key(key)
         if not isinstance(version, str):
             return False
@@ -256,10 +314,16 @@ class Store(AsyncClosing, ABC):
         win the race ``max_attempts`` times in a row, ``ConflictError`` is raised and
         nothing of ours was written.
         """
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(
+                self, Store.update, key, fn, collection=collection, ttl=ttl, max_attempts=max_attempts
+            )
         c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
         attempts = self.update_attempts if max_attempts is None else max_attempts
         # Each lost race backs off with jitter so that competing writers spread out.
-        async for _ in Retries(attempts, first=0.001, cap=0.05):
+        async for attempt in Retries(attempts, first=0.001, cap=0.05):
+            if attempt:
+                telemetry.record_retry("store.update")
             current: Versioned | None = await self._call(self._read, c, k)
             result = fn(None if current is None else clone(current.value))
             if inspect.isawaitable(result):
@@ -283,6 +347,7 @@ class Store(AsyncClosing, ABC):
                     )
                     if await self._call(self._swap, c, k, new, current.version, keep):
                         return clone(new)
+        telemetry.record_conflict("store.update")
         raise ConflictError(c, k, attempts)
 
     async def put_fenced(
@@ -304,6 +369,10 @@ class Store(AsyncClosing, ABC):
         (the same holder again) is accepted. Every writer of a fenced record should use
         this method, since a plain ``put`` replaces the fences too.
         """
+        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
+            return await telemetry.store_call(
+                self, Store.put_fenced, key, value, lock=lock, token=token, collection=collection, ttl=ttl
+            )
         c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
         lock, token = check_token(lock, token)
         new_value = copy_value(value)
@@ -337,6 +406,37 @@ class Store(AsyncClosing, ABC):
             return await method(*args)
         except self.driver_errors as exc:
             raise self._connection_error(exc) from exc
+
+    def _telemetry_server(self) -> tuple[str | None, int | None]:
+        """``(server.address, server.port)`` for telemetry: host and port only, never
+        credentials (override in backends that talk to a server)."""
+        return None, None
+
+    def _telemetry_attributes(self) -> dict[str, Any]:
+        """The attributes every span and duration sample of this store carries (cached)."""
+        if getattr(self, "_telemetry", None) is None:
+            inner = getattr(self, "inner", None)
+            if isinstance(inner, Store):
+                self._telemetry = inner._telemetry_attributes()
+            else:
+                fallback = self.url_schemes[0] if self.url_schemes else type(self).__name__
+                system = self.db_system_name or fallback
+                try:
+                    address, port = self._telemetry_server()
+                except Exception:  # telemetry must never break a store call
+                    address, port = None, None
+                self._telemetry = telemetry.server_attributes(system, address, port)
+        assert self._telemetry is not None
+        return self._telemetry
+
+    def _telemetry_chain(self) -> frozenset[int]:
+        """Ids of this store and the stores it wraps: one public call, one span."""
+        chain: set[int] = set()
+        store: object = self
+        while isinstance(store, Store) and id(store) not in chain:
+            chain.add(id(store))
+            store = getattr(store, "inner", None)
+        return frozenset(chain)
 
     def _connection_error(self, exc: BaseException) -> KeyValueStoreError:
         """The typed error to raise for a driver error: ``StoreConnectionError`` unless the

@@ -174,6 +174,7 @@ class DiskStore(Store):
     """
 
     url_schemes = ("disk",)
+    db_system_name = "sqlite"
     handles_encryption = True
     # UnicodeDecodeError: SQLite handed back text that is not UTF-8, which only a damaged file holds.
     driver_errors = (sqlite3.Error, UnicodeDecodeError)

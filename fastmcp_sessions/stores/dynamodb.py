@@ -49,6 +49,7 @@ from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._names import stored_name
 from fastmcp_sessions.stores._url import parse_bool, take_query_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
+from fastmcp_sessions.telemetry import address_from_url
 
 _DRIVER = Driver(
     "DynamoDBStore", "dynamodb", Requirement("aioboto3", "13.3", imports=("aiobotocore", "botocore"))
@@ -169,6 +170,7 @@ class DynamoDBStore(Store):
     """
 
     url_schemes = ("dynamodb",)
+    db_system_name = "aws.dynamodb"
     pip_extra = "dynamodb"
     shared_over_network = True
     driver_errors = (BotoConnectionError, HTTPClientError) if HAVE_AIOBOTOCORE else ()
@@ -257,6 +259,11 @@ class DynamoDBStore(Store):
         where = f", region={self.region!r}" if self.region else ""
         where += f", endpoint_url={self.endpoint_url!r}" if self.endpoint_url else ""
         return f"DynamoDBStore(table={self.table!r}{where})"
+
+    def _telemetry_server(self) -> tuple[str | None, int | None]:
+        if self.endpoint_url:
+            return address_from_url(self.endpoint_url, 443)
+        return (f"dynamodb.{self.region}.amazonaws.com", 443) if self.region else (None, None)
 
     # -- client and table setup ---------------------------------------------------------
 

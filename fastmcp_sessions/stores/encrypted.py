@@ -30,6 +30,7 @@ from typing import Any
 
 from cryptography.fernet import InvalidToken
 
+from fastmcp_sessions import telemetry
 from fastmcp_sessions.encryption import KEYS_ENV, FernetCodec, Keyring, load_keyring
 from fastmcp_sessions.errors import DecryptionError, KeyMismatchError, StoreSetupError, key_ref
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
@@ -227,6 +228,7 @@ class EncryptedStore(Store):
     def _open(self, collection: str, key: str, stored: Value) -> Value:
         token = stored.get("ciphertext")
         if stored.get(ENVELOPE_MARK) != ENVELOPE_VERSION or not isinstance(token, str) or len(stored) != 2:
+            telemetry.record_decryption_failure("not_encrypted")
             raise DecryptionError(
                 f"the value at collection {collection!r}, key {key_ref(key)} is not encrypted by "
                 "fastmcp-sessions (plaintext or foreign data); refusing to return it. Re-write it through "

@@ -18,6 +18,7 @@ from typing import Any, SupportsFloat
 from fastmcp_sessions._values import check_collection, check_key, check_ttl, clone, copy_value
 from fastmcp_sessions.stores._url import take_query_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
+from fastmcp_sessions.telemetry import SWITCH
 
 _Entry = tuple[Value, float | None, int]  # (value, monotonic expiry or None, version)
 
@@ -32,6 +33,8 @@ class MemoryStore(Store):
     """
 
     url_schemes = ("memory",)
+    db_system_name = "memory"
+    instrumented_fast_paths = ("get", "put")
 
     def __init__(self, *, max_entries: int | None = None, default_collection: str | None = None) -> None:
         super().__init__(default_collection=default_collection)
@@ -54,10 +57,13 @@ class MemoryStore(Store):
         bound = f", max_entries={self.max_entries}" if self.max_entries else ""
         return f"MemoryStore(entries={self._size}{bound})"
 
-    # The hot paths are written out in full: one call frame, no serialisation.
+    # The hot paths are written out in full: one call frame, no serialisation. While
+    # telemetry records, they take the base class's instrumented path instead.
 
     async def get(self, key: str, *, collection: str | None = None) -> Value | None:
         """Return the value stored at ``key``, or ``None`` if it is missing or expired."""
+        if SWITCH.on:
+            return await Store.get(self, key, collection=collection)
         entry = self._live(collection, key)
         return None if entry is None else clone(entry[0])
 
@@ -70,6 +76,8 @@ class MemoryStore(Store):
         ttl: SupportsFloat | None = None,
     ) -> None:
         """Store ``value`` at ``key``, replacing what was there, expiring after ``ttl`` seconds."""
+        if SWITCH.on:
+            return await Store.put(self, key, value, collection=collection, ttl=ttl)
         if self._closed:
             self._raise_closed()
         c = self.default_collection if collection is None else check_collection(collection)

@@ -55,6 +55,7 @@ from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._names import is_hashed, stored_name
 from fastmcp_sessions.stores._url import parse_bool, redact_url
 from fastmcp_sessions.stores.base import Store, Value, Versioned
+from fastmcp_sessions.telemetry import address_from_url
 
 _DRIVER = Driver("MongoDBStore", "mongodb", Requirement("pymongo", "4.12", imports=("pymongo", "bson")))
 try:
@@ -238,6 +239,7 @@ class MongoDBStore(Store):
     """
 
     url_schemes = ("mongodb", "mongodb+srv")
+    db_system_name = "mongodb"
     pip_extra = "mongodb"
     shared_over_network = True
     driver_errors = (ConnectionFailure,) if HAVE_PYMONGO else ()
@@ -322,6 +324,9 @@ class MongoDBStore(Store):
     def __repr__(self) -> str:
         where = redact_url(self._url) if self._url else "client=<given>"
         return f"MongoDBStore({where}, database={self.database!r}, collection={self.collection_name!r})"
+
+    def _telemetry_server(self) -> tuple[str | None, int | None]:
+        return address_from_url(self._url, 27017)
 
     # -- setup and errors ----------------------------------------------------------------
 

@@ -56,6 +56,7 @@ from fastmcp_sessions.errors import (
 from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._url import parse_bool, redact_url
 from fastmcp_sessions.stores.base import Store, Value, Versioned
+from fastmcp_sessions.telemetry import address_from_url
 
 _DRIVER = Driver("PostgreSQLStore", "postgresql", Requirement("asyncpg", "0.30"))
 try:
@@ -205,6 +206,7 @@ class PostgreSQLStore(Store):
 
     url_schemes = ("postgresql", "postgres")
     shared_over_network = True
+    db_system_name = "postgresql"
     pip_extra = "postgresql"
     driver_errors = _DRIVER_ERRORS
 
@@ -285,6 +287,9 @@ class PostgreSQLStore(Store):
     def __repr__(self) -> str:
         where = redact_url(self._url) if self._url else "pool=<given>"
         return f"PostgreSQLStore({where}, table={self.schema}.{self.table})"
+
+    def _telemetry_server(self) -> tuple[str | None, int | None]:
+        return address_from_url(self._url, 5432)
 
     @property
     def pool(self) -> Pool | None:

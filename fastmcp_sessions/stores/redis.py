@@ -322,6 +322,7 @@ class RedisStore(Store):
     """
 
     url_schemes = _SCHEMES
+    db_system_name = "redis"
     pip_extra = "redis"
     shared_over_network = True
     driver_errors = _DRIVER_ERRORS
@@ -442,6 +443,16 @@ class RedisStore(Store):
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where}, namespace={self.namespace!r})"
+
+    def _telemetry_server(self) -> tuple[str | None, int | None]:
+        if isinstance(self._client, RedisCluster):
+            nodes = self._client.get_nodes() or list(self._client.startup_nodes)
+            first = next(iter(nodes), None)
+            return (first.host, int(first.port)) if first is not None else (None, None)
+        kwargs = self._client.connection_pool.connection_kwargs
+        if kwargs.get("path"):
+            return str(kwargs["path"]), None
+        return kwargs.get("host"), kwargs.get("port")
 
     @property
     def client(self) -> Redis | RedisCluster:

@@ -198,3 +198,14 @@ def test_key_mismatch_across_replicas_is_an_error(
     rotating = cli("doctor", "--url", url, "--json")
     assert rotating.code == 0, rotating.all
     assert any("starts a rotation" in m for m in findings(rotating, "info"))
+def test_doctor_reports_whether_telemetry_records(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer doctor-SECRET-header")
+    result = cli("doctor", "--url", "memory://", "--json")
+    status = result.json()["telemetry"]
+    assert status["active"] is False  # no SDK provider is set in the CLI's process
+    assert status["sdk_installed"] is True
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in status["otel_env"]
+    text = cli("doctor", "--url", "memory://").all
+    line = next(line for line in text.splitlines() if line.startswith("telemetry"))
+    assert "inactive in this process" in line and "OTEL_EXPORTER_OTLP_HEADERS" in line
+    assert "doctor-SECRET-header" not in result.all + text
