@@ -26,7 +26,8 @@ PY="$("$PYTHON" -c 'import sys; print(sys.executable)')"
 export UV_PYTHON_DOWNLOADS=never
 case "${1:-locked}" in
     locked)
-        "$UV" sync --locked --all-extras --quiet --python "$PY"  # fails if uv.lock is out of step
+        # Without hiredis, so this stage tests the pure-Python reply reader; the floors stage has it.
+        "$UV" sync --locked --all-extras --no-extra hiredis --quiet --python "$PY"  # fails if uv.lock is out of step
         .venv/bin/python -c "import fastmcp_sessions" # fail here, not later
         ;;
     lowest)
