@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from fastmcp_sessions._redact import is_secret_param, redact_url, replace_query
 
-__all__ = ["is_secret_param", "parse_bool", "redact_url", "replace_query", "take_query_options"]
+__all__ = [
+    "is_secret_param",
+    "parse_bool",
+    "redact_url",
+    "replace_query",
+    "split_own_options",
+    "take_query_options",
+]
 
 
 def parse_bool(text: str) -> bool:
@@ -40,3 +47,25 @@ def take_query_options(
         except ValueError as exc:
             raise ValueError(f"{scheme}:// option {name}: {exc}") from None
     return options
+
+
+def split_own_options(url: str, converters: Mapping[str, Callable[[str], Any]]) -> tuple[str, dict[str, Any]]:
+    """``url`` without the query options named in ``converters``, and those options converted.
+
+    The query is split by hand, so the options left for the driver (pymongo, libpq) stay
+    exactly as written.
+    """
+    parts = urlsplit(url)
+    ours: dict[str, Any] = {}
+    rest = []
+    for item in parts.query.split("&") if parts.query else []:
+        name, _, raw = item.partition("=")
+        convert = converters.get(unquote(name))
+        if convert is None:
+            rest.append(item)
+            continue
+        try:
+            ours[unquote(name)] = convert(unquote(raw))
+        except ValueError as exc:
+            raise ValueError(f"{parts.scheme}:// option {unquote(name)}: {exc}") from None
+    return urlunsplit(parts._replace(query="&".join(rest))), ours

@@ -40,7 +40,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fastmcp_sessions.errors import (
     DeserializationError,
@@ -53,7 +53,7 @@ from fastmcp_sessions.errors import (
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._names import is_hashed, stored_name
-from fastmcp_sessions.stores._url import parse_bool, redact_url
+from fastmcp_sessions.stores._url import parse_bool, redact_url, split_own_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 from fastmcp_sessions.telemetry import address_from_url
 
@@ -261,7 +261,7 @@ class MongoDBStore(Store):
         if url is None and client is None:
             raise ValueError("MongoDBStore needs a mongodb:// URL or client=AsyncMongoClient(...)")
         # This store's options may sit in the URL's query; the keywords win.
-        url, ours = (None, {}) if client is not None or url is None else _split_url(url)
+        url, ours = (None, {}) if client is not None or url is None else split_own_options(url, _URL_OPTIONS)
         timeout = ours.get("timeout", 5.0) if timeout is None else timeout
         if isinstance(timeout, bool) or not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -613,25 +613,6 @@ class MongoDBStore(Store):
     async def _close(self) -> None:
         if self._owns_client:
             await self._client.close()
-
-
-def _split_url(url: str) -> tuple[str, dict[str, Any]]:
-    """The URL without this store's query options, and those options converted."""
-    parts = urlsplit(url)
-    ours: dict[str, Any] = {}
-    rest = []
-    # Split by hand, so pymongo gets its options exactly as written.
-    for item in parts.query.split("&") if parts.query else []:
-        name, _, raw = item.partition("=")
-        convert = _URL_OPTIONS.get(unquote(name))
-        if convert is None:
-            rest.append(item)
-            continue
-        try:
-            ours[unquote(name)] = convert(unquote(raw))
-        except ValueError as exc:
-            raise ValueError(f"{parts.scheme}:// option {unquote(name)}: {exc}") from None
-    return urlunsplit(parts._replace(query="&".join(rest))), ours
 
 
 def _database_from_url(url: str | None) -> str | None:

@@ -44,7 +44,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from fastmcp_sessions.errors import (
     DeserializationError,
@@ -54,7 +54,7 @@ from fastmcp_sessions.errors import (
     StoreSetupError,
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
-from fastmcp_sessions.stores._url import parse_bool, redact_url
+from fastmcp_sessions.stores._url import parse_bool, redact_url, split_own_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 from fastmcp_sessions.telemetry import address_from_url
 
@@ -234,7 +234,7 @@ class PostgreSQLStore(Store):
             raise ValueError("pass either url= or pool=, not both")
         ours: dict[str, Any] = {}
         if url is not None:
-            url, ours = _split_url(url)
+            url, ours = split_own_options(url, _URL_OPTIONS)
 
         def option(name: str, given: Any, default: Any) -> Any:
             return given if given is not None else ours.get(name, default)
@@ -814,24 +814,6 @@ def _statements(table: str) -> dict[str, str]:
             "WHERE t.cid = doomed.cid AND t.kid = doomed.kid RETURNING 1) SELECT count(*) FROM gone"
         ),
     }
-
-
-def _split_url(url: str) -> tuple[str, dict[str, Any]]:
-    """The URL without this store's query options, and those options converted."""
-    parts = urlsplit(url)
-    ours: dict[str, Any] = {}
-    rest = []
-    for item in parts.query.split("&") if parts.query else []:
-        name, _, raw = item.partition("=")
-        convert = _URL_OPTIONS.get(unquote(name))
-        if convert is None:
-            rest.append(item)
-            continue
-        try:
-            ours[unquote(name)] = convert(unquote(raw))
-        except ValueError as exc:
-            raise ValueError(f"{parts.scheme}:// option {unquote(name)}: {exc}") from None
-    return urlunsplit(parts._replace(query="&".join(rest))), ours
 
 
 __all__ = ["DEFAULT_TABLE", "SCHEMA_VERSION", "PostgreSQLStore", "digest"]
