@@ -31,6 +31,7 @@ from fastmcp_sessions.errors import (
     StoreConnectionError,
     StoreSetupError,
     ValueTooLargeError,
+    key_ref,
 )
 from fastmcp_sessions.stores import dynamodb
 from fastmcp_sessions.stores._names import HASH_MARKER, stored_name
@@ -331,7 +332,7 @@ async def test_too_large_items_fail_before_any_call(ddb: DynamoDBServer, table: 
         with pytest.raises(EntryTooLargeError) as info:
             await s.put("big", big)
         assert isinstance(info.value, ValueTooLargeError)
-        assert "400 KB" in str(info.value) and "'big'" in str(info.value)
+        assert "400 KB" in str(info.value) and key_ref("big") in str(info.value) and "'big'" not in str(info.value)
         with pytest.raises(ValueTooLargeError):
             await s.put_many(["small", "big"], [{"v": 1}, big])
         with pytest.raises(ValueTooLargeError):

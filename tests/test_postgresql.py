@@ -30,6 +30,7 @@ from fastmcp_sessions.errors import (
     StoreConnectionError,
     StoreSetupError,
     ValueTooLargeError,
+    key_ref,
 )
 from fastmcp_sessions.stores import postgresql
 from fastmcp_sessions.stores.postgresql import SCHEMA_VERSION, PostgreSQLStore, digest
@@ -248,7 +249,7 @@ async def test_too_large_values_are_refused_before_anything_is_sent(
     monkeypatch.setattr(postgresql, "MAX_VALUE_BYTES", 1000)
     with pytest.raises(EntryTooLargeError) as info:
         await pstore.put("big", {"x": "y" * 2000})
-    assert isinstance(info.value, ValueTooLargeError) and "'big'" in str(info.value)
+    assert isinstance(info.value, ValueTooLargeError) and key_ref("big") in str(info.value) and "'big'" not in str(info.value)
     with pytest.raises(ValueTooLargeError):
         await pstore.put_many(["small", "big"], [{"v": 1}, {"x": "y" * 2000}])
     assert await pstore.get_many(["small", "big"]) == [None, None]
@@ -362,7 +363,7 @@ async def test_encryption_over_it(
     async with s:
         await s.put("k", {"secret": "s3cr3t\x00"})
         assert await s.get("k") == {"secret": "s3cr3t\x00"}
-    stored = await raw.fetchval(f"SELECT value FROM {schema}.fastmcp_sessions")
+    stored = await raw.fetchval(f"SELECT value FROM {schema}.fastmcp_sessions WHERE key = 'k'")
     assert "s3cr3t" not in stored and "__encrypted__" in stored
 
 
