@@ -206,7 +206,7 @@ def server_storage(
         max_events_per_stream: Events kept per SSE stream.
         request_state_ttl: Seconds a sealed ``requestState`` stays valid. Its keys derive
             from the fastmcp-sessions keyring (``keys=`` among ``open_options``, else env
-            ``FASTMCP_SESSIONS_KEYS``, else the app's key file), rotating with it.
+            ``FASTMCP_SESSIONS_KEYS``, else the OAuth proxy's keyring above), rotating with it.
         **open_options: Passed to ``open_store``.
     """
     if not isinstance(server_name, str) or not server_name or "/" in server_name:
@@ -233,19 +233,17 @@ def server_storage(
         response_cache_storage=part("cache"),
         owns_store=owns,
         subscription_bus=bus_for_store(base, server_name=server_name),
-        request_state_security=_shared_request_state(open_options, server_name, request_state_ttl, base),
+        request_state_security=_shared_request_state(open_options, server_name, request_state_ttl, keyring),
     )
 
 
 def _shared_request_state(
-    open_options: dict[str, Any], server_name: str, ttl: float, base: Store
+    open_options: dict[str, Any], server_name: str, ttl: float, oauth_keyring: Keyring
 ) -> RequestStateSecurity:
-    # Replicas on a network store must all derive the same keys: never from a local key file.
-    keyring = load_keyring(
-        open_options.get("keys"),
-        app_name=open_options.get("app_name") or app_name_from_env(),
-        shared_store=f"the request state of the replicas on {base!r}" if shared_over_network(base) else None,
-    )
+    # The store's keys (keys=, env) when given; else the OAuth proxy's keyring, which every
+    # replica on a network store already shares (it never comes from a local key file there).
+    given = open_options.get("keys")
+    keyring = load_keyring(given) if given or os.environ.get(KEYS_ENV, "").strip() else oauth_keyring
     return request_state_security(keyring, server_name=server_name, ttl=ttl)
 
 

@@ -21,6 +21,7 @@ import pytest
 from servers import free_port
 
 from fastmcp_sessions import Keyring, open_store
+from fastmcp_sessions.stores.namespaced import NamespacedStore
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 KEY = Keyring.generate_key()
@@ -150,7 +151,9 @@ def test_cloud_server_replicas_share_state_and_cache(cloud: tuple[str, str]) -> 
         store = open_store(redis_url)
         try:
             names = await store.collections()
-            sizes = {c: len(await store.keys(c)) for c in names if c.startswith(f"fastmcp/{name}/cache/")}
+            # The cache's own view decodes its collection names (namespaces escape "/" as %2F).
+            cache_view = NamespacedStore(store, f"fastmcp/{name}/cache")
+            sizes = {f"fastmcp/{name}/cache/{c}": len(await cache_view.keys(c)) for c in await cache_view.collections()}
             return names, sizes
         finally:
             await store.close()

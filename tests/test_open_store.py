@@ -104,6 +104,7 @@ def _fake_redis(root: Path, version: str) -> Path:
         "redis/asyncio/__init__.py": "class Redis: ...\n",
         "redis/asyncio/cluster.py": "class ClusterNode: ...\nclass RedisCluster: ...\n",
         "redis/asyncio/retry.py": "class Retry: ...\n",
+        "redis/asyncio/sentinel.py": "class Sentinel: ...\n",
         "redis/backoff.py": "class ExponentialBackoff: ...\n",
         f"redis-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: redis\nVersion: {version}\n",
     }
