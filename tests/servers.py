@@ -1335,7 +1335,9 @@ class DynamoDBServer(ManagedServer):
 
     def _command(self) -> list[str]:
         if self.kind == "moto":
-            return [str(_MOTO_BIN), "-H", HOST, "-p", str(self.port)]
+            # moto_server's own entry point, with requests serialised (see moto_serialized.py).
+            launcher = Path(__file__).with_name("moto_serialized.py")
+            return [str(_MOTO_BIN.with_name("python")), str(launcher), HOST, str(self.port)]
         command = [
             _java() or "java",
             "-Djava.net.preferIPv4Stack=true",
