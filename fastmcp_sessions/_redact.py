@@ -1,11 +1,16 @@
-"""Redaction of secrets in URLs, shared by the stores, the session models and the CLI."""
+"""Redaction of secrets: in URLs and in model reprs, one mask for both.
+
+Shared by the stores, the session models, the MCP SDK model reprs and the CLI.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 MASK = "***"
-"""What a redacted secret is replaced with."""
+"""What a redacted secret is replaced with, everywhere (URLs, reprs, CLI output)."""
 
 SECRET_PARAM_PARTS = ("password", "secret", "token", "key", "credential", "sig")
 """A query parameter whose name contains one of these (any case) holds a secret."""
@@ -55,3 +60,11 @@ def _join(url: str, netloc: str, query: str) -> str:
     if parts.fragment:
         text += f"#{parts.fragment}"
     return text
+
+
+def mask_fields(
+    args: Iterable[tuple[str | None, Any]], secret: frozenset[str]
+) -> Iterator[tuple[str | None, Any]]:
+    """``__repr_args__`` pairs with the value of every field named in ``secret`` (and set) masked."""
+    for name, value in args:
+        yield name, (MASK if name in secret and value is not None else value)

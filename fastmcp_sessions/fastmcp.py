@@ -52,7 +52,7 @@ from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.encrypted import KEY_CHECK_COLLECTION, EncryptedStore, shared_over_network
 from fastmcp_sessions.stores.namespaced import NamespacedStore
-from fastmcp_sessions.stores.registry import app_name_from_env, open_store
+from fastmcp_sessions.stores.schemes import app_name_from_env, open_store
 
 __all__ = [
     "OAUTH_KEYS_ENV",

@@ -14,45 +14,45 @@ class CountingStore(Store):
         self.inner = inner
         self.calls = 0
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         self.calls += 1
         return await self.inner.get_versioned(key, collection=collection)
 
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+    async def _get_versioned_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
         self.calls += 1
         return [
             None if v is None else Versioned(v, "", t)
             for v, t in await self.inner.ttl_many(keys, collection=collection)
         ]
 
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         self.calls += 1
         await self.inner.put(key, value, collection=collection, ttl=ttl)
 
-    async def _remove(self, collection: str, key: str) -> bool:
+    async def _delete(self, collection: str, key: str) -> bool:
         self.calls += 1
         return await self.inner.delete(key, collection=collection)
 
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         self.calls += 1
         return await self.inner.put_if_absent(key, value, collection=collection, ttl=ttl)
 
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
         self.calls += 1
         return await self.inner.compare_and_set(key, value, version=version, collection=collection, ttl=ttl)
 
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         self.calls += 1
         return await self.inner.delete_if_version(key, version, collection=collection)
 
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         self.calls += 1
         return await self.inner.keys(collection, limit=limit)
 
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         self.calls += 1
         return await self.inner.collections(limit=limit)
 
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         self.calls += 1
         return await self.inner.destroy_collection(collection)

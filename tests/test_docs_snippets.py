@@ -41,7 +41,7 @@ import pytest
 import fastmcp_sessions
 import fastmcp_sessions.fastmcp
 import fastmcp_sessions.stores
-import fastmcp_sessions.stores.registry as registry
+import fastmcp_sessions.stores.schemes as registry
 from fastmcp_sessions import Keyring, Store
 
 ROOT = Path(__file__).resolve().parents[1]

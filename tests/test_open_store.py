@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fastmcp_sessions import DiskStore, EncryptedStore, Keyring, MemoryStore, open_store
-from fastmcp_sessions.stores.registry import selected_url, supported_schemes
+from fastmcp_sessions.stores.schemes import selected_url, supported_schemes
 
 KEY = Keyring.generate_key()
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ path); stores know nothing of buses. See docs/replicas.md.
 
 from fastmcp_sessions.buses.base import Bus, BusStats, QueuedBus
 from fastmcp_sessions.buses.memory import MemoryBus
-from fastmcp_sessions.buses.registry import bus_for_store
+from fastmcp_sessions.buses.selection import bus_for_store
 
 __all__ = ["Bus", "BusStats", "MemoryBus", "QueuedBus", "RedisBus", "UnixSocketBus", "bus_for_store"]
 

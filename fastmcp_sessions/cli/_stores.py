@@ -9,7 +9,7 @@ from key_value.aio.errors import BaseKeyValueError
 
 from fastmcp_sessions.cli._common import StoreUnavailableError, UsageError, safe_url
 from fastmcp_sessions.stores.base import Store
-from fastmcp_sessions.stores.registry import open_store, selected_url, supported_schemes
+from fastmcp_sessions.stores.schemes import open_store, selected_url, supported_schemes
 
 
 def chosen_url(url: str | None) -> tuple[str | None, str]:

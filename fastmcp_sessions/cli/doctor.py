@@ -41,7 +41,7 @@ from fastmcp_sessions.encryption import (
 from fastmcp_sessions.errors import KeyMismatchError
 from fastmcp_sessions.stores._url import parse_bool
 from fastmcp_sessions.stores.base import Store
-from fastmcp_sessions.stores.registry import app_name_from_env, selected_url, store_class
+from fastmcp_sessions.stores.schemes import app_name_from_env, selected_url, store_class
 
 PROBE_COLLECTION = "fastmcp-sessions-doctor"
 PROBES = 5

@@ -35,7 +35,7 @@ from fastmcp_sessions.sessions.models import (
     Transport,
 )
 from fastmcp_sessions.sessions.oauth import OAuthFlows, identity_store, pkce_pair
-from fastmcp_sessions.sessions.registry import ServerRegistry, normalize_url, server_id
+from fastmcp_sessions.sessions.servers import ServerRegistry, normalize_url, server_id
 from fastmcp_sessions.sessions.store import UNSET, SessionStore, SessionTokenStorage
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from typing import Any
 
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-from fastmcp_sessions.sessions._redact import mask_fields
+from fastmcp_sessions._redact import mask_fields
 
 __all__ = ["RedactedClientInformation", "RedactedOAuthToken"]
 

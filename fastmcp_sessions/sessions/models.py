@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FieldSerializationInfo, SecretStr, field_serializer
 
-from fastmcp_sessions._redact import redact_url
-from fastmcp_sessions.sessions._redact import MASK
+from fastmcp_sessions._redact import MASK, redact_url
 
 if TYPE_CHECKING:
     # The MCP SDK is imported only when its models are needed: ``import mcp`` takes about a second.

@@ -59,7 +59,7 @@ from fastmcp_sessions.sessions.models import (
     to_datetime,
 )
 from fastmcp_sessions.sessions.oauth import OAuthFlows, identity_store
-from fastmcp_sessions.sessions.registry import ServerRegistry, normalize_url, server_id
+from fastmcp_sessions.sessions.servers import ServerRegistry, normalize_url, server_id
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.fencing import carry_fences, fenced
 from fastmcp_sessions.stores.namespaced import NamespacedStore

@@ -5,7 +5,7 @@ from fastmcp_sessions.stores.disk import DiskStore
 from fastmcp_sessions.stores.encrypted import EncryptedStore
 from fastmcp_sessions.stores.memory import MemoryStore
 from fastmcp_sessions.stores.namespaced import NamespacedStore
-from fastmcp_sessions.stores.registry import open_store, supported_schemes
+from fastmcp_sessions.stores.schemes import open_store, supported_schemes
 
 __all__ = [
     "DiskStore",

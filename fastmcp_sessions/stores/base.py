@@ -130,7 +130,7 @@ class Store(AsyncClosing, ABC):
         """Return the value stored at ``key``, or ``None`` if it is missing or expired."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.get, key, collection=collection)
-        entry = await self._call(self._read, self._collection(collection), check_key(key))
+        entry = await self._call(self._get_versioned, self._resolve_collection(collection), check_key(key))
         return None if entry is None else entry.value
 
     async def ttl(self, key: str, *, collection: str | None = None) -> tuple[Value | None, float | None]:
@@ -138,7 +138,7 @@ class Store(AsyncClosing, ABC):
         ``(None, None)`` when it is missing."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.ttl, key, collection=collection)
-        entry = await self._call(self._read, self._collection(collection), check_key(key))
+        entry = await self._call(self._get_versioned, self._resolve_collection(collection), check_key(key))
         return (None, None) if entry is None else (entry.value, entry.ttl)
 
     async def put(
@@ -152,20 +152,22 @@ class Store(AsyncClosing, ABC):
         """Store ``value`` at ``key``, replacing what was there, expiring after ``ttl`` seconds."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.put, key, value, collection=collection, ttl=ttl)
-        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
-        await self._call(self._write, c, k, copy_value(value), seconds)
+        c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
+        await self._call(self._put, c, k, copy_value(value), seconds)
 
     async def delete(self, key: str, *, collection: str | None = None) -> bool:
         """Delete ``key``; return whether a live entry was there."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.delete, key, collection=collection)
-        return bool(await self._call(self._remove, self._collection(collection), check_key(key)))
+        return bool(await self._call(self._delete, self._resolve_collection(collection), check_key(key)))
 
     async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[Value | None]:
         """Return the values of ``keys`` in order, ``None`` for each missing one."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.get_many, keys, collection=collection)
-        entries = await self._call(self._read_many, self._collection(collection), self._keys_arg(keys))
+        entries = await self._call(
+            self._get_versioned_many, self._resolve_collection(collection), self._keys_arg(keys)
+        )
         return [None if e is None else e.value for e in entries]
 
     async def ttl_many(
@@ -174,7 +176,9 @@ class Store(AsyncClosing, ABC):
         """Return ``(value, remaining seconds)`` for each of ``keys``, in order."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.ttl_many, keys, collection=collection)
-        entries = await self._call(self._read_many, self._collection(collection), self._keys_arg(keys))
+        entries = await self._call(
+            self._get_versioned_many, self._resolve_collection(collection), self._keys_arg(keys)
+        )
         return [(None, None) if e is None else (e.value, e.ttl) for e in entries]
 
     async def put_many(
@@ -190,16 +194,18 @@ class Store(AsyncClosing, ABC):
             return await telemetry.store_call(
                 self, Store.put_many, keys, values, collection=collection, ttl=ttl
             )
-        c, ks, seconds = self._collection(collection), self._keys_arg(keys), check_ttl(ttl)
+        c, ks, seconds = self._resolve_collection(collection), self._keys_arg(keys), check_ttl(ttl)
         if isinstance(values, Mapping) or len(values) != len(ks):
             raise SerializationError("put_many needs a sequence of values, exactly one per key")
-        await self._call(self._write_many, c, ks, [copy_value(v) for v in values], seconds)
+        await self._call(self._put_many, c, ks, [copy_value(v) for v in values], seconds)
 
     async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
         """Delete ``keys``; return how many live entries were deleted."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.delete_many, keys, collection=collection)
-        return int(await self._call(self._remove_many, self._collection(collection), self._keys_arg(keys)))
+        return int(
+            await self._call(self._delete_many, self._resolve_collection(collection), self._keys_arg(keys))
+        )
 
     # -- listing and housekeeping -------------------------------------------------------
 
@@ -208,19 +214,19 @@ class Store(AsyncClosing, ABC):
         ``limit`` of 2**31 - 1 or more means all)."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.keys, collection, limit)
-        return list(await self._call(self._list_keys, self._collection(collection), _check_limit(limit)))
+        return list(await self._call(self._keys, self._resolve_collection(collection), _check_limit(limit)))
 
     async def collections(self, limit: int | None = None) -> list[str]:
         """Return the names of the collections that hold at least one live entry."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.collections, limit)
-        return list(await self._call(self._list_collections, _check_limit(limit)))
+        return list(await self._call(self._collections, _check_limit(limit)))
 
     async def destroy_collection(self, collection: str) -> bool:
         """Delete every entry of ``collection``; return whether it held any."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.destroy_collection, collection)
-        return bool(await self._call(self._drop_collection, check_collection(collection)))
+        return bool(await self._call(self._destroy_collection, check_collection(collection)))
 
     async def cull(self) -> None:
         """Delete expired entries now and reclaim their space (stores also do this on their own)."""
@@ -252,14 +258,16 @@ class Store(AsyncClosing, ABC):
             return await telemetry.store_call(
                 self, Store.put_if_absent, key, value, collection=collection, ttl=ttl
             )
-        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
-        return bool(await self._call(self._insert, c, k, copy_value(value), seconds))
+        c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
+        return bool(await self._call(self._put_if_absent, c, k, copy_value(value), seconds))
 
     async def get_versioned(self, key: str, *, collection: str | None = None) -> Versioned | None:
         """Return the value with its opaque version and remaining TTL, or ``None``."""
         if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
             return await telemetry.store_call(self, Store.get_versioned, key, collection=collection)
-        result: Versioned | None = await self._call(self._read, self._collection(collection), check_key(key))
+        result: Versioned | None = await self._call(
+            self._get_versioned, self._resolve_collection(collection), check_key(key)
+        )
         return result
 
     async def compare_and_set(
@@ -280,10 +288,10 @@ class Store(AsyncClosing, ABC):
             return await telemetry.store_call(
                 self, Store.compare_and_set, key, value, version=version, collection=collection, ttl=ttl
             )
-        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
+        c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
         if not isinstance(version, str):
             return False
-        return bool(await self._call(self._swap, c, k, copy_value(value), version, seconds))
+        return bool(await self._call(self._compare_and_set, c, k, copy_value(value), version, seconds))
 
     async def delete_if_version(self, key: str, version: str, *, collection: str | None = None) -> bool:
         """Delete the entry only if its version is still ``version``; return whether it did."""
@@ -291,10 +299,10 @@ class Store(AsyncClosing, ABC):
             return await telemetry.store_call(
                 self, Store.delete_if_version, key, version, collection=collection
             )
-        c, k = self._collection(collection), check_key(key)
+        c, k = self._resolve_collection(collection), check_key(key)
         if not isinstance(version, str):
             return False
-        return bool(await self._call(self._remove_if_version, c, k, version))
+        return bool(await self._call(self._delete_if_version, c, k, version))
 
     async def update(
         self,
@@ -318,23 +326,23 @@ class Store(AsyncClosing, ABC):
             return await telemetry.store_call(
                 self, Store.update, key, fn, collection=collection, ttl=ttl, max_attempts=max_attempts
             )
-        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
+        c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
         attempts = self.update_attempts if max_attempts is None else max_attempts
         # Each lost race backs off with jitter so that competing writers spread out.
         async for attempt in Retries(attempts, first=0.001, cap=0.05):
             if attempt:
                 telemetry.record_retry("store.update")
-            current: Versioned | None = await self._call(self._read, c, k)
+            current: Versioned | None = await self._call(self._get_versioned, c, k)
             result = fn(None if current is None else clone(current.value))
             if inspect.isawaitable(result):
                 result = await result
             if result is None:
-                if current is None or await self._call(self._remove_if_version, c, k, current.version):
+                if current is None or await self._call(self._delete_if_version, c, k, current.version):
                     return None
             else:
                 new = copy_value(result)
                 if current is None:
-                    if await self._call(self._insert, c, k, new, seconds):
+                    if await self._call(self._put_if_absent, c, k, new, seconds):
                         return clone(new)
                 else:
                     # An entry about to expire keeps a minimal lifetime rather than an invalid 0.
@@ -345,7 +353,7 @@ class Store(AsyncClosing, ABC):
                         if current.ttl is None
                         else max(current.ttl, 0.001)
                     )
-                    if await self._call(self._swap, c, k, new, current.version, keep):
+                    if await self._call(self._compare_and_set, c, k, new, current.version, keep):
                         return clone(new)
         telemetry.record_conflict("store.update")
         raise ConflictError(c, k, attempts)
@@ -373,24 +381,24 @@ class Store(AsyncClosing, ABC):
             return await telemetry.store_call(
                 self, Store.put_fenced, key, value, lock=lock, token=token, collection=collection, ttl=ttl
             )
-        c, k, seconds = self._collection(collection), check_key(key), check_ttl(ttl)
+        c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
         lock, token = check_token(lock, token)
         new_value = copy_value(value)
         async for _ in Retries(self.update_attempts, first=0.001, cap=0.05):
-            current: Versioned | None = await self._call(self._read, c, k)
+            current: Versioned | None = await self._call(self._get_versioned, c, k)
             old = None if current is None else current.value
             record = fenced(old, new_value, lock=lock, token=token, collection=c, key=k)
             if current is None:
-                done = await self._call(self._insert, c, k, record, seconds)
+                done = await self._call(self._put_if_absent, c, k, record, seconds)
             else:
-                done = await self._call(self._swap, c, k, record, current.version, seconds)
+                done = await self._call(self._compare_and_set, c, k, record, current.version, seconds)
             if done:
                 return
         raise ConflictError(c, k, self.update_attempts)
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _collection(self, collection: str | None) -> str:
+    def _resolve_collection(self, collection: str | None) -> str:
         return self.default_collection if collection is None else check_collection(collection)
 
     @staticmethod
@@ -449,51 +457,53 @@ class Store(AsyncClosing, ABC):
     # -- what a backend implements ------------------------------------------------------
 
     @abstractmethod
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         """The live entry at (collection, key), or ``None``. ``value`` must be a private copy."""
 
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
-        return [await self._read(collection, k) for k in keys]
+    async def _get_versioned_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+        return [await self._get_versioned(collection, k) for k in keys]
 
     @abstractmethod
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         """Unconditionally store ``value`` with a fresh version."""
 
-    async def _write_many(
+    async def _put_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
     ) -> None:
         for k, v in zip(keys, values, strict=True):
-            await self._write(collection, k, v, ttl)
+            await self._put(collection, k, v, ttl)
 
     @abstractmethod
-    async def _remove(self, collection: str, key: str) -> bool:
+    async def _delete(self, collection: str, key: str) -> bool:
         """Delete the entry; True if a live one was there."""
 
-    async def _remove_many(self, collection: str, keys: list[str]) -> int:
-        return sum([await self._remove(collection, k) for k in dict.fromkeys(keys)])
+    async def _delete_many(self, collection: str, keys: list[str]) -> int:
+        return sum([await self._delete(collection, k) for k in dict.fromkeys(keys)])
 
     @abstractmethod
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         """Store ``value`` only if no live entry exists (an expired one counts as absent)."""
 
     @abstractmethod
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         """Replace the live entry only if its version equals ``version``."""
 
     @abstractmethod
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         """Delete the live entry only if its version equals ``version``."""
 
     @abstractmethod
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         """Live keys of ``collection``, at most ``limit``."""
 
     @abstractmethod
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         """Collections holding at least one live entry, at most ``limit``."""
 
     @abstractmethod
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         """Delete every entry of ``collection``."""
 
     async def _cull(self) -> None:
@@ -515,6 +525,8 @@ def register_backend(scheme: str, cls: type[Store]) -> None:
 def registered_backends() -> dict[str, type[Store]]:
     """A copy of the scheme table: every registered URL scheme and the class serving it."""
     return dict(_BACKENDS)
+
+
 _NO_LIMIT = 2**31 - 1
 """Limits at or above this mean "all": no store holds that many keys, and backends cap theirs lower."""
 

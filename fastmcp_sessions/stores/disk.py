@@ -205,7 +205,7 @@ class DiskStore(Store):
         self.app_name = app_name
         self.encryption = bool(encryption)
         self.create = bool(create)
-        self._keys = keys
+        self._configured_keys = keys
         self._key_file = key_file
         self._synchronous = synchronous
         self._codec: ValueCodec = JsonCodec()
@@ -317,7 +317,7 @@ class DiskStore(Store):
         if not self.encryption:
             return
         self.keyring = load_keyring(
-            self._keys, app_name=self.app_name, key_file=self._key_file, create=create
+            self._configured_keys, app_name=self.app_name, key_file=self._key_file, create=create
         )
         self._codec = FernetCodec(self.keyring)
         # Rotation runs on the worker thread: it gets its own codec (the cache is not shared).
@@ -691,7 +691,7 @@ class DiskStore(Store):
         ):
             # The most frequent call: the base class's path and _sql's inline branch, written
             # out. Anything unusual (a busy file, an error) takes the general path.
-            c, k = self._collection(collection), check_key(key)
+            c, k = self._resolve_collection(collection), check_key(key)
             try:
                 rows = fast.execute(sql.SELECT_VALUE, (c, k, time.time())).fetchall()
             except (sqlite3.Error, UnicodeDecodeError):
@@ -703,19 +703,19 @@ class DiskStore(Store):
             return self._codec.decode(c, k, rows[0][0]) if rows else None
         return await super().get(key, collection=collection)
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         now = time.time()
         row = await self._sql(_READ, collection, key, sql.select_one, collection, key, now)
         return None if row is None else self._entry(collection, key, row, now)
 
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+    async def _get_versioned_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
         now, unique = time.time(), list(dict.fromkeys(keys))
         kind = _READ if len(unique) <= _INLINE_ROWS else _SLOW
         rows = await self._sql(kind, collection, "", sql.select_many, collection, unique, now)
         found = {key: self._entry(collection, key, tuple(row), now) for key, *row in rows}
         return [found.get(k) for k in keys]
 
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         if not self._ready:
             await self._open_wait()
         now = time.time()
@@ -723,7 +723,7 @@ class DiskStore(Store):
         await self._sql(_WRITE, collection, key, sql.upsert, row)
         self._after_write(now)
 
-    async def _write_many(
+    async def _put_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
     ) -> None:
         if not self._ready:
@@ -733,10 +733,10 @@ class DiskStore(Store):
         await self._sql(_WRITE if len(rows) <= _INLINE_ROWS else _SLOW, collection, "", sql.upsert_many, rows)
         self._after_write(now)
 
-    async def _remove(self, collection: str, key: str) -> bool:
-        return await self._remove_many(collection, [key]) > 0
+    async def _delete(self, collection: str, key: str) -> bool:
+        return await self._delete_many(collection, [key]) > 0
 
-    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+    async def _delete_many(self, collection: str, keys: list[str]) -> int:
         now, unique = time.time(), list(dict.fromkeys(keys))
         kind = _WRITE if len(unique) <= _INLINE_ROWS else _SLOW
         expiries = await self._sql(
@@ -744,7 +744,7 @@ class DiskStore(Store):
         )
         return sum(1 for expires_at in expiries if expires_at is None or expires_at > now)
 
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         if not self._ready:
             await self._open_wait()
         now = time.time()
@@ -753,7 +753,9 @@ class DiskStore(Store):
         self._after_write(now)
         return inserted
 
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         expected = _parse_version(version)
         if expected is None:
             return False
@@ -765,7 +767,7 @@ class DiskStore(Store):
             _WRITE, collection, key, sql.swap, (data, expires_at, new_version, collection, key, expected, now)
         )
 
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         expected = _parse_version(version)
         if expected is None:
             return False
@@ -773,14 +775,14 @@ class DiskStore(Store):
             _WRITE, collection, key, sql.delete_if_version, (collection, key, expected, time.time())
         )
 
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         kind = _READ if limit is not None and limit <= _INLINE_ROWS else _SLOW
         return await self._sql(kind, collection, "", sql.select_keys, collection, time.time(), limit)
 
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         return await self._sql(_SLOW, "", "", sql.select_collections, time.time(), limit)
 
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         expiries = await self._sql(_SLOW, collection, "", sql.delete_collection, collection)
         now = time.time()
         return any(expires_at is None or expires_at > now for expires_at in expiries)

@@ -588,7 +588,7 @@ class DynamoDBStore(Store):
 
     # -- the backend interface ----------------------------------------------------------
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         client = await self._db()
         response = await client.get_item(
             TableName=self.table, Key=self._key(collection, key), ConsistentRead=True
@@ -596,7 +596,7 @@ class DynamoDBStore(Store):
         item = response.get("Item")
         return None if item is None else self._entry(item, time.time())
 
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+    async def _get_versioned_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
         if not keys:
             return []
         items = await self._get_items(collection, keys)
@@ -604,12 +604,12 @@ class DynamoDBStore(Store):
         found = {item["sk"]["S"]: self._entry(item, now) for item in items}
         return [found.get(_sk(k)) for k in keys]
 
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         client = await self._db()  # first: setting up the table must not eat into the TTL
         item = self._item(collection, key, value, ttl, time.time())
         await client.put_item(TableName=self.table, Item=item)
 
-    async def _write_many(
+    async def _put_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
     ) -> None:
         if not keys:
@@ -624,7 +624,7 @@ class DynamoDBStore(Store):
         ]
         await self._write_requests(requests)
 
-    async def _remove(self, collection: str, key: str) -> bool:
+    async def _delete(self, collection: str, key: str) -> bool:
         client = await self._db()
         response = await client.delete_item(
             TableName=self.table, Key=self._key(collection, key), ReturnValues="ALL_OLD"
@@ -637,7 +637,7 @@ class DynamoDBStore(Store):
         expires = item.get("expires_ms")
         return expires is None or float(expires["N"]) > (time.time() * 1000 if now_ms is None else now_ms)
 
-    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+    async def _delete_many(self, collection: str, keys: list[str]) -> int:
         # BatchWriteItem does not say what it deleted, so a consistent BatchGetItem first
         # finds the items there and counts the live ones. Not atomic: an entry written
         # between the two steps survives (as if written just after this call).
@@ -649,7 +649,7 @@ class DynamoDBStore(Store):
         await self._write_requests(_deletes(collection, items))
         return live
 
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         client = await self._db()
         now = time.time()
         item = self._item(collection, key, value, ttl, now)
@@ -668,7 +668,9 @@ class DynamoDBStore(Store):
             raise
         return True
 
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         client = await self._db()
         now = time.time()
         item = self._item(collection, key, value, ttl, now)
@@ -686,7 +688,7 @@ class DynamoDBStore(Store):
             raise
         return True
 
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         client = await self._db()
         try:
             await client.delete_item(
@@ -724,13 +726,13 @@ class DynamoDBStore(Store):
                 return items if limit is None else items[:limit]
             params["ExclusiveStartKey"] = last
 
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         if limit == 0:
             return []
         items = await self._query(collection, live_only=True, limit=limit)
         return [(item.get("kn") or item["sk"])["S"] for item in items]
 
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         # A Scan reads the whole table: fine for housekeeping, not for a hot path.
         if limit == 0:
             return []
@@ -756,7 +758,7 @@ class DynamoDBStore(Store):
         found = sorted(names)
         return found if limit is None else found[:limit]
 
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         items = await self._query(collection, live_only=False)
         if not items:
             return False

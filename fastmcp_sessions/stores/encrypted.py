@@ -241,52 +241,54 @@ class EncryptedStore(Store):
             return None
         return Versioned(self._open(collection, key, entry.value), entry.version, entry.ttl)
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         return self._versioned(collection, key, await self.inner.get_versioned(key, collection=collection))
 
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+    async def _get_versioned_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
         pairs = await self.inner.ttl_many(keys, collection=collection)
-        # ttl_many carries no version; versions are only needed by the atomic paths, which use _read.
+        # ttl_many carries no version; versions are only needed by the atomic paths, which use _get_versioned.
         return [
             None if value is None else Versioned(self._open(collection, key, value), "", ttl)
             for key, (value, ttl) in zip(keys, pairs, strict=True)
         ]
 
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         await self.inner.put(key, self._seal(collection, key, value), collection=collection, ttl=ttl)
 
-    async def _write_many(
+    async def _put_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
     ) -> None:
         sealed = [self._seal(collection, k, v) for k, v in zip(keys, values, strict=True)]
         await self.inner.put_many(keys, sealed, collection=collection, ttl=ttl)
 
-    async def _remove(self, collection: str, key: str) -> bool:
+    async def _delete(self, collection: str, key: str) -> bool:
         return await self.inner.delete(key, collection=collection)
 
-    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+    async def _delete_many(self, collection: str, keys: list[str]) -> int:
         return await self.inner.delete_many(keys, collection=collection)
 
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         sealed = self._seal(collection, key, value)
         return await self.inner.put_if_absent(key, sealed, collection=collection, ttl=ttl)
 
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         sealed = self._seal(collection, key, value)
         return await self.inner.compare_and_set(key, sealed, version=version, collection=collection, ttl=ttl)
 
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         return await self.inner.delete_if_version(key, version, collection=collection)
 
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         return await self.inner.keys(collection, limit=limit)
 
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         names = await self.inner.collections(limit=None if limit is None else limit + 1)
         names = [n for n in names if n != KEY_CHECK_COLLECTION]
         return names if limit is None else names[:limit]
 
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         return await self.inner.destroy_collection(collection)
 
     async def _cull(self) -> None:
@@ -306,7 +308,7 @@ class EncryptedStore(Store):
         if self._key_check:
             await self.verify_keys()
         rewritten = 0
-        for collection in await self._list_collections(None):
+        for collection in await self._collections(None):
             keys = await self.inner.keys(collection)
             for start in range(0, len(keys), batch_size):
                 batch = keys[start : start + batch_size]

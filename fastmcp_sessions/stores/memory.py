@@ -153,49 +153,51 @@ class MemoryStore(Store):
 
     # -- the backend interface used by everything else ----------------------------------
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         entry = self._live(collection, key)
         if entry is None:
             return None
         remaining = None if entry[1] is None else max(entry[1] - monotonic(), 0.0)
         return Versioned(clone(entry[0]), str(entry[2]), remaining)
 
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         self._store(collection, key, value, ttl)
 
-    async def _remove(self, collection: str, key: str) -> bool:
+    async def _delete(self, collection: str, key: str) -> bool:
         return self._live(collection, key) is not None and self._evict(collection, key)
 
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         if self._live(collection, key) is not None:
             return False
         self._store(collection, key, value, ttl)
         return True
 
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         entry = self._live(collection, key)
         if entry is None or str(entry[2]) != version:
             return False
         self._store(collection, key, value, ttl)
         return True
 
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         entry = self._live(collection, key)
         if entry is None or str(entry[2]) != version:
             return False
         return self._evict(collection, key)
 
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         self._reclaim(monotonic())
         keys = list(self._data.get(collection, ()))
         return keys if limit is None else keys[:limit]
 
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         self._reclaim(monotonic())
         names = list(self._data)
         return names if limit is None else names[:limit]
 
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         self._reclaim(monotonic())
         bucket = self._data.get(collection)
         if not bucket:

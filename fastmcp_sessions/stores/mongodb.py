@@ -472,13 +472,13 @@ class MongoDBStore(Store):
 
     # -- the backend interface ----------------------------------------------------------
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         coll = await self._entries()
         doc = await coll.find_one({"_id": entry_id(collection, key)})
         now = time.time()
         return None if doc is None or _expired(doc, now) else self._entry(doc, now)
 
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+    async def _get_versioned_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
         if not keys:
             return []
         coll = await self._entries()
@@ -488,7 +488,7 @@ class MongoDBStore(Store):
         found = {doc["k"]: self._entry(doc, now) for doc in docs if not _expired(doc, now)}
         return [found.get(_stored_key(k)) for k in keys]
 
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         coll = await self._entries()
         update = self._update(self._fields(collection, key, value, ttl, time.time()))
         try:
@@ -497,7 +497,7 @@ class MongoDBStore(Store):
             # Two upserts of a new key raced and the other inserted first: now it exists.
             await coll.update_one({"_id": entry_id(collection, key)}, update, upsert=True)
 
-    async def _write_many(
+    async def _put_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
     ) -> None:
         if not keys:
@@ -523,14 +523,14 @@ class MongoDBStore(Store):
             # Upserts that lost an insert race against another writer: the keys exist now.
             await coll.bulk_write([ops[e["index"]] for e in errors], ordered=False)
 
-    async def _remove(self, collection: str, key: str) -> bool:
+    async def _delete(self, collection: str, key: str) -> bool:
         coll = await self._entries()
         doc = await coll.find_one_and_delete(
             {"_id": entry_id(collection, key)}, projection={"_id": 0, "x": 1}
         )
         return doc is not None and not _expired(doc, time.time())
 
-    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+    async def _delete_many(self, collection: str, keys: list[str]) -> int:
         if not keys:
             return 0
         coll = await self._entries()
@@ -539,7 +539,7 @@ class MongoDBStore(Store):
         result = await coll.delete_many(_live(time.time(), _id={"$in": ids}))
         return result.deleted_count
 
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         coll = await self._entries()
         _id = entry_id(collection, key)
         for _ in range(3):
@@ -561,19 +561,21 @@ class MongoDBStore(Store):
             # The holder expired or was deleted meanwhile: try again.
         return False
 
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         coll = await self._entries()
         now = time.time()
         update = self._update(self._fields(collection, key, value, ttl, now))
         result = await coll.update_one(_live(now, _id=entry_id(collection, key), v=version), update)
         return result.matched_count == 1
 
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         coll = await self._entries()
         result = await coll.delete_one(_live(time.time(), _id=entry_id(collection, key), v=version))
         return result.deleted_count == 1
 
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         if limit == 0:
             return []
         coll = await self._entries()
@@ -585,7 +587,7 @@ class MongoDBStore(Store):
             cursor = cursor.limit(limit)
         return [doc.get("kn", doc["k"]) async for doc in cursor]
 
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         coll = await self._entries()
         names = []
         for c in await coll.distinct("c", _live(time.time())):
@@ -599,7 +601,7 @@ class MongoDBStore(Store):
         names.sort()
         return names if limit is None else names[:limit]
 
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         coll = await self._entries()
         c = _stored_collection(collection)
         live = await coll.delete_many(_live(time.time(), c=c))

@@ -101,45 +101,47 @@ class NamespacedStore(Store):
 
     # -- the backend interface ----------------------------------------------------------
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         return await self.inner.get_versioned(self._k(key), collection=self._c(collection))
 
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+    async def _get_versioned_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
         pairs = await self.inner.ttl_many(self._ks(keys), collection=self._c(collection))
-        # ttl_many carries no version; versions are only needed by the atomic paths, which use _read.
+        # ttl_many carries no version; versions are only needed by the atomic paths, which use _get_versioned.
         return [None if value is None else Versioned(value, "", ttl) for value, ttl in pairs]
 
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         await self.inner.put(self._k(key), value, collection=self._c(collection), ttl=ttl)
 
-    async def _write_many(
+    async def _put_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
     ) -> None:
         await self.inner.put_many(self._ks(keys), values, collection=self._c(collection), ttl=ttl)
 
-    async def _remove(self, collection: str, key: str) -> bool:
+    async def _delete(self, collection: str, key: str) -> bool:
         return await self.inner.delete(self._k(key), collection=self._c(collection))
 
-    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+    async def _delete_many(self, collection: str, keys: list[str]) -> int:
         return await self.inner.delete_many(self._ks(keys), collection=self._c(collection))
 
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         return await self.inner.put_if_absent(self._k(key), value, collection=self._c(collection), ttl=ttl)
 
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         return await self.inner.compare_and_set(
             self._k(key), value, version=version, collection=self._c(collection), ttl=ttl
         )
 
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         return await self.inner.delete_if_version(self._k(key), version, collection=self._c(collection))
 
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         if self.scope == "collection":
             return await self.inner.keys(self._c(collection), limit=limit)
         return await self._own_keys(collection, limit)
 
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         names: list[str] = []
         for name in await self.inner.collections():
             if limit is not None and len(names) >= limit:
@@ -152,7 +154,7 @@ class NamespacedStore(Store):
                 names.append(name)
         return names
 
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         if self.scope == "collection":
             return await self.inner.destroy_collection(self._c(collection))
         keys = await self._own_keys(collection, None)

@@ -596,12 +596,12 @@ class PostgreSQLStore(Store):
 
     # -- the backend interface ----------------------------------------------------------
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         pool = await self._db()
         row = await pool.fetchrow(self._sql["read"], digest(collection), digest(key))
         return None if row is None else self._entry(row)
 
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+    async def _get_versioned_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
         if not keys:
             return []
         pool = await self._db()
@@ -624,7 +624,7 @@ class PostgreSQLStore(Store):
                 )
         return [found[positions[k]] for k in keys]
 
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         pool = await self._db()
         c, c_esc = _stored_name(collection)
         k, k_esc = _stored_name(key)
@@ -640,7 +640,7 @@ class PostgreSQLStore(Store):
             ttl,
         )
 
-    async def _write_many(
+    async def _put_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
     ) -> None:
         if not keys:
@@ -661,18 +661,18 @@ class PostgreSQLStore(Store):
             self._sql["write_many"], digest(collection), c, kids, names, flags, texts, versions, ttl
         )
 
-    async def _remove(self, collection: str, key: str) -> bool:
+    async def _delete(self, collection: str, key: str) -> bool:
         pool = await self._db()
         return bool(await pool.fetchval(self._sql["remove"], digest(collection), digest(key)))
 
-    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+    async def _delete_many(self, collection: str, keys: list[str]) -> int:
         if not keys:
             return 0
         pool = await self._db()
         ids = list(dict.fromkeys(digest(k) for k in keys))
         return int(await pool.fetchval(self._sql["remove_many"], digest(collection), ids))
 
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         pool = await self._db()
         c, c_esc = _stored_name(collection)
         k, k_esc = _stored_name(key)
@@ -689,7 +689,9 @@ class PostgreSQLStore(Store):
         )
         return row is not None
 
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         expected = _version_arg(version)
         if expected is None:
             return False
@@ -705,7 +707,7 @@ class PostgreSQLStore(Store):
         )
         return bool(status == "UPDATE 1")
 
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         expected = _version_arg(version)
         if expected is None:
             return False
@@ -713,7 +715,7 @@ class PostgreSQLStore(Store):
         status = await pool.execute(self._sql["remove_if_version"], digest(collection), digest(key), expected)
         return bool(status == "DELETE 1")
 
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         if limit == 0:
             return []
         pool = await self._db()
@@ -722,7 +724,7 @@ class PostgreSQLStore(Store):
         )
         return [_loaded_name(row[0], bool(row[1] & _ESC_KEY)) for row in rows]
 
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         if limit == 0:
             return []
         pool = await self._db()
@@ -730,7 +732,7 @@ class PostgreSQLStore(Store):
         names = sorted(_loaded_name(row[0], bool(row[1] & _ESC_COLLECTION)) for row in rows)
         return names if limit is None else names[:limit]
 
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         pool = await self._db()
         live = await pool.fetchval(self._sql["drop"], digest(collection), timeout=_HOUSEKEEPING_TIMEOUT)
         return bool(live)

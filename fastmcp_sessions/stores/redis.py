@@ -777,7 +777,7 @@ class RedisStore(Store):
 
     # -- the backend interface -------------------------------------------------------------
 
-    async def _read(self, collection: str, key: str) -> Versioned | None:
+    async def _get_versioned(self, collection: str, key: str) -> Versioned | None:
         try:
             reply = await self._script(_READ, (self._prefix(collection) + key,), ())
         except _REDIS_ERRORS as exc:
@@ -787,7 +787,7 @@ class RedisStore(Store):
         header, value = _parse(collection, key, reply[0])
         return Versioned(value, header[len(_MAGIC) :], _ttl_seconds(reply[1]))
 
-    async def _read_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
+    async def _get_versioned_many(self, collection: str, keys: list[str]) -> list[Versioned | None]:
         if not keys:
             return []
         prefix = self._prefix(collection)
@@ -808,7 +808,7 @@ class RedisStore(Store):
                     out[i] = Versioned(value, header[len(_MAGIC) :], _ttl_seconds(entry[1]))
         return out
 
-    async def _write(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
+    async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         payload = _payload(value)
         name = self._prefix(collection) + key
         try:
@@ -817,7 +817,7 @@ class RedisStore(Store):
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection, key) from exc
 
-    async def _write_many(
+    async def _put_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
     ) -> None:
         if not keys:
@@ -853,14 +853,14 @@ class RedisStore(Store):
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection) from exc
 
-    async def _remove(self, collection: str, key: str) -> bool:
+    async def _delete(self, collection: str, key: str) -> bool:
         try:
             name = self._prefix(collection) + key
             return bool(await self._one(("DEL", name), name, write=True))
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection, key) from exc
 
-    async def _remove_many(self, collection: str, keys: list[str]) -> int:
+    async def _delete_many(self, collection: str, keys: list[str]) -> int:
         if not keys:
             return 0
         prefix = self._prefix(collection)
@@ -877,7 +877,7 @@ class RedisStore(Store):
         )
         return sum(int(r) for r in replies)
 
-    async def _insert(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
+    async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         payload = _payload(value)
         name = self._prefix(collection) + key
         args: tuple[Any, ...] = (
@@ -899,7 +899,9 @@ class RedisStore(Store):
         except _REDIS_ERRORS as exc:
             raise self._error(exc, collection, key) from exc
 
-    async def _swap(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         expected = _MAGIC + version
         if len(expected) != _HEADER:
             return False  # not a version this store ever handed out
@@ -913,7 +915,7 @@ class RedisStore(Store):
             raise self._error(exc, collection, key) from exc
         return bool(reply)
 
-    async def _remove_if_version(self, collection: str, key: str, version: str) -> bool:
+    async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         expected = _MAGIC + version
         if len(expected) != _HEADER:
             return False
@@ -957,7 +959,7 @@ class RedisStore(Store):
                 if int(cursor) == 0:
                     break
 
-    async def _list_keys(self, collection: str, limit: int | None) -> list[str]:
+    async def _keys(self, collection: str, limit: int | None) -> list[str]:
         if limit == 0:
             return []
         prefix = self._prefix(collection)
@@ -976,7 +978,7 @@ class RedisStore(Store):
         keys = [k for k in found if k]
         return keys if limit is None else keys[:limit]
 
-    async def _list_collections(self, limit: int | None) -> list[str]:
+    async def _collections(self, limit: int | None) -> list[str]:
         if limit == 0:
             return []
         found: dict[str, None] = {}
@@ -997,7 +999,7 @@ class RedisStore(Store):
         names_found = list(found)
         return names_found if limit is None else names_found[:limit]
 
-    async def _drop_collection(self, collection: str) -> bool:
+    async def _destroy_collection(self, collection: str) -> bool:
         prefix = self._prefix(collection)
         removed = 0
         try:
