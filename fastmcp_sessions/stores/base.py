@@ -31,9 +31,9 @@ from fastmcp_sessions._values import (
     copy_value,
 )
 from fastmcp_sessions.errors import (
+    BaseKeyValueError,
     ConflictError,
     InvalidKeyError,
-    KeyValueStoreError,
     SerializationError,
     StoreClosedError,
     StoreConnectionError,
@@ -90,7 +90,8 @@ class Store(AsyncClosing, ABC):
     """
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
-    """Driver exceptions meaning "the backend cannot be reached"; raised as ``StoreConnectionError``."""
+    """Every driver exception this backend can raise. ``_call`` catches them, the one place
+    errors are translated: ``_translate_error`` turns each into a typed error of ours."""
 
     update_attempts: int = 32
     """How many times ``update`` retries a lost race before raising ``ConflictError``."""
@@ -408,12 +409,43 @@ class Store(AsyncClosing, ABC):
         return [check_key(k) for k in keys]
 
     async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run one backend operation; the single place driver errors become ours.
+
+        A backend declares ``driver_errors`` and overrides the three hooks below as it
+        needs; none catches driver exceptions itself.
+        """
         if self._closed:
             raise StoreClosedError(repr(self))
         try:
             return await method(*args)
         except self.driver_errors as exc:
-            raise self._connection_error(exc) from exc
+            if not self._recover(exc):
+                raise self._raised(exc) from exc
+        try:
+            return await method(*args)  # once more, after the backend repaired what it could
+        except self.driver_errors as exc:
+            raise self._raised(exc) from exc
+
+    def _raised(self, exc: BaseException) -> BaseKeyValueError:
+        error = self._translate_error(exc)
+        if isinstance(error, StoreConnectionError):
+            self._connection_lost()
+        return error
+
+    def _translate_error(self, exc: BaseException) -> BaseKeyValueError:
+        """The typed error to raise for the driver error ``exc`` (default: the backend is
+        unreachable). Override to map the backend's other failures; keep advice in the
+        message, never a secret or a raw key."""
+        return self._connection_error(exc)
+
+    def _recover(self, exc: BaseException) -> bool:
+        """Repair what ``exc`` says is missing (a table dropped under us) and return True
+        to run the operation once more; the default repairs nothing."""
+        return False
+
+    def _connection_lost(self) -> None:
+        """Called when an operation failed because the backend was unreachable: forget
+        what may not hold when it comes back (a restored server may lack our table)."""
 
     def _telemetry_server(self) -> tuple[str | None, int | None]:
         """``(server.address, server.port)`` for telemetry: host and port only, never
@@ -446,9 +478,9 @@ class Store(AsyncClosing, ABC):
             store = getattr(store, "inner", None)
         return frozenset(chain)
 
-    def _connection_error(self, exc: BaseException) -> KeyValueStoreError:
-        """The typed error to raise for a driver error: ``StoreConnectionError`` unless the
-        backend knows better (override to add advice)."""
+    def _connection_error(self, exc: BaseException) -> StoreConnectionError:
+        """``StoreConnectionError`` for a backend that cannot be reached (override to add
+        advice that fits the backend)."""
         return StoreConnectionError(
             f"{self!r} could not be reached ({type(exc).__name__}: {exc}); check that the server is "
             "running and reachable, then retry: the store reconnects on its own"

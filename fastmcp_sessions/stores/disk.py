@@ -52,6 +52,7 @@ from fastmcp_sessions.encryption import (
     make_private_dir,
 )
 from fastmcp_sessions.errors import (
+    BaseKeyValueError,
     DecryptionError,
     KeyValueStoreError,
     StoreConnectionError,
@@ -624,7 +625,7 @@ class DiskStore(Store):
         if self._slow is not None and self._setup_error is None:
             fn(self._slow, *args)
 
-    def _connection_error(self, exc: BaseException) -> KeyValueStoreError:
+    def _translate_error(self, exc: BaseException) -> BaseKeyValueError:
         code = sql.code(exc) if isinstance(exc, sqlite3.Error) else None
         text = str(exc).lower()
         if isinstance(exc, UnicodeDecodeError):

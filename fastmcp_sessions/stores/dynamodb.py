@@ -38,6 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from fastmcp_sessions._values import dumps_validated
 from fastmcp_sessions.errors import (
+    BaseKeyValueError,
     DeserializationError,
     EntryTooLargeError,
     KeyValueOperationError,
@@ -60,9 +61,11 @@ try:
     from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoRegionError
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
+    _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (BotoConnectionError, HTTPClientError)
     HAVE_AIOBOTOCORE = True
 except ImportError as exc:  # pragma: no cover - exercised by monkeypatching HAVE_AIOBOTOCORE
     _DRIVER.failed(exc)
+    _CONNECTION_ERRORS = ()
     HAVE_AIOBOTOCORE = False
 
 if TYPE_CHECKING:
@@ -173,7 +176,7 @@ class DynamoDBStore(Store):
     db_system_name = "aws.dynamodb"
     pip_extra = "dynamodb"
     shared_over_network = True
-    driver_errors = (BotoConnectionError, HTTPClientError) if HAVE_AIOBOTOCORE else ()
+    driver_errors = (BotoCoreError, ClientError) if HAVE_AIOBOTOCORE else ()
 
     def __init__(
         self,
@@ -404,23 +407,16 @@ class DynamoDBStore(Store):
 
     # -- errors ---------------------------------------------------------------------------
 
-    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        for attempt in (1, 2):
-            try:
-                return await super()._call(method, *args)
-            except StoreConnectionError:
-                # The endpoint may come back without our table (a fresh DynamoDB Local, a
-                # restored account): look at the table again on the next call.
-                self._ready = False
-                raise
-            except ClientError as exc:
-                if _code(exc) == "ResourceNotFoundException" and self.create_table and attempt == 1:
-                    self._ready = False  # the table was deleted under us: create it again, once
-                    continue
-                raise self._translate(exc) from exc
-            except BotoCoreError as exc:
-                raise self._translate(exc) from exc
-        raise AssertionError("unreachable")
+    def _recover(self, exc: BaseException) -> bool:
+        if isinstance(exc, ClientError) and _code(exc) == "ResourceNotFoundException":
+            self._ready = False  # the table was deleted under us: create it again, once
+            return self.create_table
+        return False
+
+    def _connection_lost(self) -> None:
+        # The endpoint may come back without our table (a fresh DynamoDB Local, a restored
+        # account): look at the table again on the next call.
+        self._ready = False
 
     def _connection_error(self, exc: BaseException) -> StoreConnectionError:
         return StoreConnectionError(
@@ -429,7 +425,9 @@ class DynamoDBStore(Store):
             "the store reconnects on its own (raise timeout=/max_attempts= to wait longer)"
         )
 
-    def _translate(self, exc: BotoCoreError | ClientError) -> Exception:
+    def _translate_error(self, exc: BaseException) -> BaseKeyValueError:
+        if isinstance(exc, _CONNECTION_ERRORS):
+            return self._connection_error(exc)
         if not isinstance(exc, ClientError):
             name = type(exc).__name__
             if name in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"):

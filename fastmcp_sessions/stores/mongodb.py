@@ -38,11 +38,12 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fastmcp_sessions.errors import (
+    BaseKeyValueError,
     DeserializationError,
     EntryTooLargeError,
     KeyValueOperationError,
@@ -242,7 +243,7 @@ class MongoDBStore(Store):
     db_system_name = "mongodb"
     pip_extra = "mongodb"
     shared_over_network = True
-    driver_errors = (ConnectionFailure,) if HAVE_PYMONGO else ()
+    driver_errors = (PyMongoError,) if HAVE_PYMONGO else ()
 
     def __init__(
         self,
@@ -369,16 +370,10 @@ class MongoDBStore(Store):
                 exc.details.get("errmsg") if exc.details else exc,
             )
 
-    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        try:
-            return await super()._call(method, *args)
-        except StoreConnectionError:
-            # The server may come back empty (a new primary, a restored backup): check the
-            # indexes again on the next call.
-            self._ready = not self._create_indexes
-            raise
-        except PyMongoError as exc:
-            raise self._translate(exc) from exc
+    def _connection_lost(self) -> None:
+        # The server may come back empty (a new primary, a restored backup): check the
+        # indexes again on the next call.
+        self._ready = not self._create_indexes
 
     def _connection_error(self, exc: BaseException) -> StoreConnectionError:
         return StoreConnectionError(
@@ -387,9 +382,8 @@ class MongoDBStore(Store):
             f"its own (it waits timeout={self.timeout:g}s for a server; raise it to wait longer)"
         )
 
-    def _translate(self, exc: PyMongoError) -> Exception:
-        if isinstance(exc, ExecutionTimeout):
-            self._ready = not self._create_indexes
+    def _translate_error(self, exc: BaseException) -> BaseKeyValueError:
+        if isinstance(exc, ConnectionFailure | ExecutionTimeout):
             return self._connection_error(exc)
         if isinstance(exc, OperationFailure) and (
             exc.code in _AUTH_FAILURES or "authentication failed" in str(exc).lower()

@@ -42,11 +42,12 @@ import math
 import random
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastmcp_sessions.errors import (
+    BaseKeyValueError,
     DeserializationError,
     EntryTooLargeError,
     KeyValueOperationError,
@@ -70,10 +71,12 @@ try:
         pg_errors.InsufficientResourcesError,  # too many connections
         pg_errors.InterfaceError,  # the connection closed under the driver
     )
+    _STATEMENT_ERRORS: tuple[type[BaseException], ...] = (pg_errors.PostgresError,)
     HAVE_ASYNCPG = True
 except ImportError as exc:
     _DRIVER.failed(exc)
     _DRIVER_ERRORS = ()
+    _STATEMENT_ERRORS = ()
     HAVE_ASYNCPG = False
 
 if TYPE_CHECKING:
@@ -208,7 +211,7 @@ class PostgreSQLStore(Store):
     shared_over_network = True
     db_system_name = "postgresql"
     pip_extra = "postgresql"
-    driver_errors = _DRIVER_ERRORS
+    driver_errors = _DRIVER_ERRORS + _STATEMENT_ERRORS
 
     def __init__(
         self,
@@ -497,22 +500,14 @@ class PostgreSQLStore(Store):
 
     # -- errors ---------------------------------------------------------------------------
 
-    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        for attempt in (1, 2):
-            try:
-                return await super()._call(method, *args)
-            except StoreConnectionError:
-                # The server may come back restored from elsewhere: check the table again.
-                self._ready = False
-                raise
-            except pg_errors.UndefinedTableError as exc:
-                self._ready = False  # the table was dropped under us: create it again, once
-                if self.create_table and attempt == 1:
-                    continue
-                raise self._translate(exc) from exc
-            except (pg_errors.PostgresError, pg_errors.InterfaceError) as exc:
-                raise self._translate(exc) from exc
-        raise AssertionError("unreachable")
+    def _recover(self, exc: BaseException) -> bool:
+        if isinstance(exc, pg_errors.UndefinedTableError):
+            self._ready = False  # the table was dropped under us: create it again, once
+            return self.create_table
+        return False
+
+    def _connection_lost(self) -> None:
+        self._ready = False  # the server may come back restored from elsewhere: check the table again
 
     def _connection_error(self, exc: BaseException) -> StoreConnectionError:
         text = f"{type(exc).__name__}: {exc}"
@@ -535,7 +530,9 @@ class PostgreSQLStore(Store):
             "on its own"
         )
 
-    def _translate(self, exc: BaseException) -> Exception:
+    def _translate_error(self, exc: BaseException) -> BaseKeyValueError:
+        if isinstance(exc, _DRIVER_ERRORS):
+            return self._connection_error(exc)
         if isinstance(exc, pg_errors.InvalidAuthorizationSpecificationError):
             return StoreSetupError(
                 f"{self!r}: PostgreSQL refused the login ({type(exc).__name__}); check the user and password "
@@ -569,8 +566,6 @@ class PostgreSQLStore(Store):
                 f"{self!r}: {exc}: a query option of the URL is neither this store's nor a PostgreSQL "
                 f"setting; this store takes {', '.join(sorted(_URL_OPTIONS))} and libpq's (sslmode, ...)"
             )
-        if isinstance(exc, _DRIVER_ERRORS):
-            return self._connection_error(exc)
         return KeyValueOperationError(
             f"{self!r}: PostgreSQL refused the statement ({type(exc).__name__}: {exc}); check the server's "
             "log and version (PostgreSQL 13 or newer)"
