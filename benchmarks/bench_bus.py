@@ -1,7 +1,7 @@
 """Change-notification buses: fan-out latency and events per second across processes, beside
 the in-memory buses in one process.
 
-Starts its own redis-server on a free loopback port (tests/servers.py). Contenders:
+Starts its own redis-server on a free loopback port (tests/_support/servers.py). Contenders:
 
   * mcp InMemorySubscriptionBus, one process (the SDK's default)
   * fastmcp-sessions MemoryBus, one process
@@ -33,7 +33,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated, ServerEvent  # noqa: E402
 
@@ -170,7 +169,7 @@ def pct(values: list[int], q: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> None:
-    from servers import RedisServer
+    from tests._support.servers import RedisServer
 
     results: dict[str, dict[str, Any]] = {}
     results["mcp InMemorySubscriptionBus (1 process)"] = await in_process(

@@ -1,6 +1,6 @@
 """DynamoDBStore side by side with py-key-value-aio's DynamoDBStore, on the same endpoint.
 
-Starts Amazon's DynamoDB Local and moto_server on loopback ports (tests/servers.py), runs
+Starts Amazon's DynamoDB Local and moto_server on loopback ports (tests/_support/servers.py), runs
 both contenders in this one process against each, interleaved, and prints ratios:
 
     .venv/bin/python benchmarks/bench_dynamodb.py [--ops 300] [--rounds 5]
@@ -22,14 +22,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from aiobotocore.endpoint import AioEndpoint  # noqa: E402
-from servers import DynamoDBServer, available  # noqa: E402
 
 from benchmarks._batch_ops import BATCH, VALUE, close_all, get_op, put_op, run_batches  # noqa: E402
 from benchmarks._harness import Group, Report, main  # noqa: E402
 from fastmcp_sessions.stores.dynamodb import DynamoDBStore  # noqa: E402
+from tests._support.servers import DynamoDBServer, available  # noqa: E402
 
 OURS = "fastmcp-sessions DynamoDBStore"
 PEER = "py-key-value-aio DynamoDBStore"

@@ -1,7 +1,7 @@
 """MongoDBStore side by side with py-key-value-aio's MongoDBStore, on the same server.
 
 Starts each MongoDB stand-in installed here (nx-27017, and mongoeco where Python >= 3.13
-exists; see tests/servers.py) on a loopback port, runs both contenders in this one
+exists; see tests/_support/servers.py) on a loopback port, runs both contenders in this one
 process against it, interleaved, and prints ratios:
 
     .venv/bin/python benchmarks/bench_mongodb.py [--ops 500] [--rounds 5]
@@ -21,14 +21,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from pymongo import monitoring  # noqa: E402
-from servers import MongoServer, available  # noqa: E402
 
 from benchmarks._batch_ops import BATCH, VALUE, close_all, get_op, put_op, run_batches  # noqa: E402
 from benchmarks._harness import Group, Report, main  # noqa: E402
 from fastmcp_sessions.stores.mongodb import MongoDBStore  # noqa: E402
+from tests._support.servers import MongoServer, available  # noqa: E402
 
 OURS = "fastmcp-sessions MongoDBStore"
 PEER = "py-key-value-aio MongoDBStore"

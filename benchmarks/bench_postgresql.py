@@ -1,6 +1,6 @@
 """PostgreSQLStore side by side with py-key-value-aio's PostgreSQLStore, on the same server.
 
-Starts a PostgreSQL (Debian's binaries, see tests/servers_postgresql.py) on a loopback
+Starts a PostgreSQL (Debian's binaries, see tests/_support/servers_postgresql.py) on a loopback
 port, runs both contenders in this one process against it, interleaved, and prints ratios:
 
     .venv/bin/python benchmarks/bench_postgresql.py [--ops 1000] [--rounds 5] [--purge-rows 100000]
@@ -36,14 +36,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import asyncpg  # noqa: E402
-from servers_postgresql import PostgresServer  # noqa: E402
 
 from benchmarks._batch_ops import BATCH, VALUE, close_all, get_op, put_op, run_batches  # noqa: E402
 from benchmarks._harness import Group, Report, Result  # noqa: E402
 from fastmcp_sessions.stores.postgresql import PURGE_BATCH, PostgreSQLStore  # noqa: E402
+from tests._support.servers_postgresql import PostgresServer  # noqa: E402
 
 OURS = "fastmcp-sessions PostgreSQLStore"
 PEER = "py-key-value-aio PostgreSQLStore"

@@ -1,6 +1,6 @@
 """RedisStore side by side with raw redis-py and py-key-value-aio's RedisStore.
 
-Starts its own redis-server on a free loopback port (tests/servers.py), runs every
+Starts its own redis-server on a free loopback port (tests/_support/servers.py), runs every
 contender in this one process against it, and prints ratios:
 
     .venv/bin/python benchmarks/bench_redis.py [--ops 2000] [--rounds 5]
@@ -36,18 +36,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from redis.asyncio import Redis  # noqa: E402
 from redis.asyncio.cluster import ClusterNode  # noqa: E402
 from redis.asyncio.cluster import RedisCluster as RawCluster  # noqa: E402
 from redis.asyncio.connection import Connection  # noqa: E402
 from redis.exceptions import WatchError  # noqa: E402
-from servers import RedisCluster, RedisServer  # noqa: E402
 
 from benchmarks._harness import Report, Result, main  # noqa: E402
 from fastmcp_sessions.stores._pipelining import _Link  # noqa: E402
 from fastmcp_sessions.stores.redis import RedisStore  # noqa: E402
+from tests._support.servers import RedisCluster, RedisServer  # noqa: E402
 
 OURS = "fastmcp-sessions RedisStore"
 RAW = "raw redis.asyncio + json"

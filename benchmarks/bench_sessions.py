@@ -5,7 +5,7 @@
 Reports, in one run:
 
 * ops/s of ``create``, ``get``, ``list(identity)`` and ``update`` on the memory store,
-  the (encrypted) disk store and Redis (started from ``tests/servers.py`` when
+  the (encrypted) disk store and Redis (started from ``tests/_support/servers.py`` when
   ``redis-server`` is installed and ``fastmcp_sessions.stores.redis`` exists; otherwise
   the Redis contender is skipped with a note), with each backend's ratio to memory;
 * store round trips per operation, counted by a wrapper store around the memory store
@@ -29,7 +29,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from counting import CountingStore  # noqa: E402
 
@@ -127,9 +126,8 @@ async def bench_flat(
 def redis_contender() -> tuple[Any, Store] | None:
     """Start a Redis server and open our Redis store on it, or ``None`` (with a note) if impossible."""
     try:
-        from servers import RedisServer, available  # tests/servers.py: stdlib only
-
         from fastmcp_sessions import open_store
+        from tests._support.servers import RedisServer, available  # tests/_support/servers.py: stdlib only
 
         if not available("redis"):
             print("  redis: redis-server not installed; skipped", file=sys.stderr)

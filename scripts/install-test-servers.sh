@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the servers that the tests start on 127.0.0.1 (see tests/servers.py):
+# Installs the servers that the tests start on 127.0.0.1 (see tests/_support/servers.py):
 #
 #   redis-server, redis-cli   Debian's redis-server package (apt), if missing
 #   PostgreSQL (initdb, pg_ctl) Debian's postgresql package (apt), if no

@@ -1,17 +1,13 @@
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from backends import BACKENDS, SELECTED, SELECTED_SHARED, Backend
-
 from fastmcp_sessions import Store
+from tests._support.backends import BACKENDS, SELECTED, SELECTED_SHARED, Backend
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +24,10 @@ def _isolated_environment(
     yield
 
 
-# Server fixtures live in fixtures_*.py beside this file, one module per backend family.
-pytest_plugins = sorted(m.stem for m in Path(__file__).parent.glob("fixtures_*.py"))
+# Server fixtures live in tests/_support/fixtures_*.py, one module per backend family.
+pytest_plugins = sorted(
+    f"tests._support.{m.stem}" for m in (Path(__file__).parent / "_support").glob("fixtures_*.py")
+)
 
 
 def _make(request: pytest.FixtureRequest) -> Backend:

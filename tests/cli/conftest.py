@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cli.helpers import CliRunner, Run
 from fastmcp_sessions.cli import main
+from tests._support.cli_runner import CliRunner, Run
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import Keyring, open_store
 from fastmcp_sessions.sessions import ServerRegistry, SessionStore
+from tests._support.cli_runner import CliRunner, assert_one_line_error
 
 ACCESS, REFRESH, CLIENT_SECRET, HEADER = (
     "at-SECRET-1111",

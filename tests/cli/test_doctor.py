@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import free_port
 
-from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import Keyring, open_store
 from fastmcp_sessions.cli.doctor import Report, _check_transport
 from fastmcp_sessions.encryption import default_key_file, fingerprint
+from tests._support.cli_runner import CliRunner, assert_one_line_error
+from tests._support.servers import free_port
 
 
 def make_store(url: str | None = None) -> None:

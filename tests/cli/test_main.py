@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from servers import free_port
 
-from cli.helpers import CliRunner, assert_one_line_error, run_subprocess
 from fastmcp_sessions import Keyring, open_store
+from tests._support.cli_runner import CliRunner, assert_one_line_error, run_subprocess
+from tests._support.servers import free_port
 
 
 def test_help_lists_every_command(cli: CliRunner) -> None:
@@ -118,7 +118,7 @@ def test_interrupting_a_subprocess_exits_130(tmp_path: Path) -> None:
 
 def test_no_secret_is_ever_printed(cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Passwords in URLs, keys in the environment: not in text, not in JSON, not in errors or tracebacks."""
-    from servers import RedisServer
+    from tests._support.servers import RedisServer
 
     password = "pw-Zq8xTopSecret"
     key = Keyring.generate_key()

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import DiskStore, Keyring, Store, open_store
 from fastmcp_sessions.cli import migrate as migrate_module
+from tests._support.cli_runner import CliRunner, assert_one_line_error
 
 KEY = Keyring.generate_key()
 
@@ -447,7 +447,7 @@ def test_disk_to_redis_with_the_default_batch_size(
 ) -> None:
     import secrets
 
-    from cli.helpers import run_subprocess
+    from tests._support.cli_runner import run_subprocess
 
     monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", KEY)
     src = f"disk://{tmp_path / 'src.sqlite3'}"

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import free_port
-from servers_postgresql import PostgresServer
 
-from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import Keyring, Store, open_store
 from fastmcp_sessions.cli.doctor import Report, _check_transport
+from tests._support.cli_runner import CliRunner, assert_one_line_error
+from tests._support.servers import free_port
+from tests._support.servers_postgresql import PostgresServer
 
 KEY = Keyring.generate_key()
 

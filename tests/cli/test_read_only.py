@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.helpers import CliRunner
 from fastmcp_sessions import DiskStore, Keyring, open_store
 from fastmcp_sessions.encryption import default_key_file
 from fastmcp_sessions.stores.disk import default_path
+from tests._support.cli_runner import CliRunner
 
 LISTINGS = [
     ("sessions", "list", "--identity", "alice"),

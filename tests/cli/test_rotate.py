@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import Keyring, open_store
 from fastmcp_sessions.cli._common import Progress
+from tests._support.cli_runner import CliRunner, assert_one_line_error
 
 OLD, NEW = Keyring.generate_key(), Keyring.generate_key()
 
@@ -142,7 +142,7 @@ def test_rotation_of_an_encrypted_redis_store_with_the_default_batch_size(
 ) -> None:
     import secrets
 
-    from cli.helpers import run_subprocess
+    from tests._support.cli_runner import run_subprocess
 
     url = f"{redis_server.url}?namespace=rot{secrets.token_hex(4)}&encryption=true"
     monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", OLD)

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from cli.helpers import CliRunner, assert_one_line_error
 from fastmcp_sessions import Keyring, open_store
 from fastmcp_sessions.cli import checkpoints
 from fastmcp_sessions.cli import migrate as migrate_module
 from fastmcp_sessions.stores._url import redact_url
+from tests._support.cli_runner import CliRunner, assert_one_line_error
 
 KEY = Keyring.generate_key()
 REAL_COPY = migrate_module.copy_batch

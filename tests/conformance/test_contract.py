@@ -1,4 +1,4 @@
-"""The store contract. Every backend in tests/backends.py runs every test here."""
+"""The store contract. Every backend in tests/_support/backends.py runs every test here."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import os
 import random
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import Backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from key_value.aio.adapters.pydantic import PydanticAdapter
@@ -30,6 +28,8 @@ from fastmcp_sessions.errors import (
 )
 from fastmcp_sessions.stores._names import HASH_MARKER, stored_name
 from fastmcp_sessions.stores.fencing import FENCES_FIELD
+from tests._support import WORKERS
+from tests._support.backends import Backend
 
 TRICKY_NAMES = [
     ":",
@@ -631,7 +631,7 @@ async def test_concurrent_instances_share_atomicity(shared_backend: Backend) -> 
             await s.close()
 
 
-WORKER = Path(__file__).with_name("contention_worker.py")
+WORKER = WORKERS / "contention_worker.py"
 
 
 async def test_processes_updating_one_key_lose_nothing(shared_backend: Backend) -> None:

@@ -10,13 +10,12 @@ import subprocess
 import sys
 
 import pytest
-from backends import Backend
 
 from fastmcp_sessions import Lock, Store
 from fastmcp_sessions.errors import StaleFencingTokenError
 from fastmcp_sessions.stores.fencing import FENCES_FIELD
-
-from ._procs import WORKER, run_once
+from tests._support.backends import Backend
+from tests._support.session_procs import WORKER, run_once
 
 LEASE = 1.0
 

@@ -7,12 +7,11 @@ import json
 import time
 
 import pytest
-from backends import Backend
 
 from fastmcp_sessions import Store
 from fastmcp_sessions.sessions import Lock, LockError, LockNotHeldError, LockTimeoutError
-
-from ._procs import run_once, run_together
+from tests._support.backends import Backend
+from tests._support.session_procs import run_once, run_together
 
 
 async def test_acquire_release_and_fencing_tokens_increase(store: Store) -> None:

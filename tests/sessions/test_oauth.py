@@ -9,7 +9,6 @@ import logging
 import re
 
 import pytest
-from backends import Backend
 from fastmcp.client.auth.oauth import TokenStorageAdapter
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import AnyUrl
@@ -22,8 +21,8 @@ from fastmcp_sessions.sessions import (
     SessionStore,
     identity_store,
 )
-
-from ._procs import run_together
+from tests._support.backends import Backend
+from tests._support.session_procs import run_together
 
 URL = "https://mcp.example.com/mcp"
 ACCESS, REFRESH, SECRET = "access-SECRET-1", "refresh-SECRET-2", "client-SECRET-3"

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import httpx2
-from backends import Backend
 from fastmcp.client.auth.oauth import TokenStorageAdapter
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
 
 from fastmcp_sessions import Store
 from fastmcp_sessions.sessions import SessionStore, SingleFlightOAuthClientProvider, identity_store
-
-from ._procs import REFRESH_WORKER, run_together
-from .token_server import TokenServer
+from tests._support.backends import Backend
+from tests._support.session_procs import REFRESH_WORKER, run_together
+from tests._support.workers.token_server import TokenServer
 
 CLIENT = OAuthClientInformationFull(
     client_id="client-1", redirect_uris=[AnyUrl("http://127.0.0.1/cb")], token_endpoint_auth_method="none"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from backends import Backend
 
 from fastmcp_sessions import Store
 from fastmcp_sessions.sessions import (
@@ -17,8 +16,8 @@ from fastmcp_sessions.sessions import (
     normalize_url,
     server_id,
 )
-
-from ._procs import run_together
+from tests._support.backends import Backend
+from tests._support.session_procs import run_together
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from backends import Backend
-
 from fastmcp_sessions import Store
 from fastmcp_sessions.sessions import SessionStore
 from fastmcp_sessions.sessions.models import REVEAL
+from tests._support.backends import Backend
 
 SECRET_URL = "https://bob:PASSW0RD@mcp.example.com/mcp?api_key=APIKEY123&region=eu"
 SECRETS = ("PASSW0RD", "APIKEY123", "HEADERSECRET", "CALLBACKPW")

@@ -9,8 +9,6 @@ import time
 from typing import Any
 
 import pytest
-from backends import Backend
-from counting import CountingStore
 
 from fastmcp_sessions import Store
 from fastmcp_sessions.sessions import (
@@ -22,8 +20,9 @@ from fastmcp_sessions.sessions import (
     SessionStore,
     SessionValidationError,
 )
-
-from ._procs import run_together
+from tests._support.backends import Backend
+from tests._support.counting import CountingStore
+from tests._support.session_procs import run_together
 
 URL = "https://mcp.example.com/mcp"
 

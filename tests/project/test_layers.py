@@ -1,0 +1,121 @@
+"""The package's import graph: no two modules import each other, and each layer imports only those below.
+
+Layers, bottom up: the shared modules at the top of the package (errors, values,
+encryption...), the stores, the session layer (which uses only the store contract),
+then the CLI and the FastMCP wiring on top. Every import counts, including those
+inside functions and under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests._support import REPO
+
+PACKAGE = REPO / "fastmcp_sessions"
+ROOT = PACKAGE.name
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(module: str) -> set[str]:
+    """The package's own modules that ``module`` imports anywhere in its code."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                # ``from pkg import mod`` imports the module pkg.mod when there is one.
+                found.add(f"{source}.{alias.name}" if f"{source}.{alias.name}" in MODULES else source)
+    return {_owning_module(name) for name in found if name == ROOT or name.startswith(ROOT + ".")} - {module}
+
+
+def _owning_module(name: str) -> str:
+    while name not in MODULES and "." in name:
+        name = name.rpartition(".")[0]
+    return name
+
+
+GRAPH = {module: _imports(module) for module in MODULES}
+
+
+def _inside(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def test_the_graph_sees_the_package() -> None:
+    # The walk must find the modules and their imports, or the tests below pass vacuously.
+    assert {"fastmcp_sessions.stores.base", "fastmcp_sessions.sessions.store", "fastmcp_sessions.cli"} <= set(
+        MODULES
+    )
+    assert "fastmcp_sessions.stores.base" in GRAPH["fastmcp_sessions.sessions.lock"]
+    # An import inside a function counts (models imports the MCP SDK models lazily).
+    assert "fastmcp_sessions.sessions._mcp" in GRAPH["fastmcp_sessions.sessions.models"]
+
+
+def test_no_two_modules_import_each_other() -> None:
+    pairs = sorted(
+        f"{a} <-> {b}" for a, targets in GRAPH.items() for b in targets if a < b and a in GRAPH.get(b, set())
+    )
+    assert pairs == []
+
+
+def test_there_is_no_import_cycle_at_all() -> None:
+    # Longer loops (a -> b -> c -> a) tangle the layers just as a two-way import does.
+    done: set[str] = set()
+
+    def walk(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return None
+        for target in sorted(GRAPH[module]):
+            cycle = walk(target, [*path, module])
+            if cycle:
+                return cycle
+        done.add(module)
+        return None
+
+    cycles = [c for c in (walk(m, []) for m in sorted(GRAPH)) if c]
+    assert cycles == [], " -> ".join(cycles[0])
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        (f"{ROOT}.stores", (f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+        (f"{ROOT}.sessions", (f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+        (f"{ROOT}.errors", (f"{ROOT}.stores", f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+        (f"{ROOT}._values", (f"{ROOT}.stores", f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+        (f"{ROOT}.encryption", (f"{ROOT}.stores", f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+    ],
+)
+def test_a_layer_does_not_import_the_layers_above(layer: str, forbidden: tuple[str, ...]) -> None:
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        if _inside(module, layer)
+        for target in targets
+        if any(_inside(target, above) for above in forbidden)
+    )
+    assert [m for m in MODULES if _inside(m, layer)], f"no module in {layer}"
+    assert wrong == []
