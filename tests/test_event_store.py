@@ -34,6 +34,8 @@ EVENT_BACKENDS = [
     "memory+encrypted",
     "redis",
     "redis-cluster",
+    "postgresql",
+    "postgresql+encrypted",
 ]
 SHARED_EVENT_BACKENDS = [n for n in EVENT_BACKENDS if not n.startswith("memory")]
 

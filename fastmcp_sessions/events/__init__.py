@@ -70,7 +70,33 @@ def _redis(layout: _Layout, options: dict[str, Any]) -> EventStore | None:
     )
 
 
-_FACTORIES: list[Callable[[_Layout, dict[str, Any]], EventStore | None]] = [_memory, _redis]
+def _postgresql(layout: _Layout, options: dict[str, Any]) -> EventStore | None:
+    from fastmcp_sessions.stores.postgresql import PostgreSQLStore
+
+    if not isinstance(layout.backend, PostgreSQLStore):
+        return None
+    from fastmcp_sessions.events.postgresql import PostgreSQLEventStore, events_table
+
+    backend = layout.backend
+
+    async def pool() -> Any:
+        # The store makes its pool on first use; schema_version() does only that.
+        if backend.pool is None:
+            await backend.schema_version()
+        return backend.pool
+
+    return PostgreSQLEventStore(
+        backend.pool or pool,
+        schema=backend.schema,
+        table=events_table(backend.table),
+        errors=type(backend).driver_errors,
+        namespace=layout.namespace,
+        keyring=layout.keyring,
+        **options,
+    )
+
+
+_FACTORIES: list[Callable[[_Layout, dict[str, Any]], EventStore | None]] = [_memory, _redis, _postgresql]
 
 
 def event_store(store: Store, *, max_events_per_stream: int = 100, ttl: float | None = 3600) -> EventStore:
