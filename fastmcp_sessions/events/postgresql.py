@@ -67,7 +67,7 @@ class PostgreSQLEventStore(NativeEventStore):
         )
         self._pool_source = pool
         self._pool: Any = None if callable(pool) else pool
-        self._errors = (*errors, OSError, asyncio.TimeoutError)
+        self._errors: tuple[type[BaseException], ...] = (*errors, OSError, asyncio.TimeoutError)
         self._ready = False
         self._setup_lock = asyncio.Lock()
         self.schema, self.table = schema, table
