@@ -36,6 +36,8 @@ EVENT_BACKENDS = [
     "redis-cluster",
     "postgresql",
     "postgresql+encrypted",
+    "disk",
+    "disk+plain",
 ]
 SHARED_EVENT_BACKENDS = [n for n in EVENT_BACKENDS if not n.startswith("memory")]
 

@@ -96,7 +96,34 @@ def _postgresql(layout: _Layout, options: dict[str, Any]) -> EventStore | None:
     )
 
 
-_FACTORIES: list[Callable[[_Layout, dict[str, Any]], EventStore | None]] = [_memory, _redis, _postgresql]
+def _disk(layout: _Layout, options: dict[str, Any]) -> EventStore | None:
+    from fastmcp_sessions.stores.disk import DiskStore
+
+    if not isinstance(layout.backend, DiskStore):
+        return None
+    from fastmcp_sessions.events.disk import DiskEventStore, events_path
+
+    backend = layout.backend
+
+    async def keyring() -> Keyring | None:
+        if layout.keyring is not None:
+            return layout.keyring
+        if not backend.encryption:
+            return None
+        if backend.keyring is None:
+            # The disk store loads its keys when it opens, which its first read does.
+            await backend.get("keyring", collection="fastmcp_sessions_events")
+        return backend.keyring
+
+    return DiskEventStore(events_path(backend.path), keyring=keyring, namespace=layout.namespace, **options)
+
+
+_FACTORIES: list[Callable[[_Layout, dict[str, Any]], EventStore | None]] = [
+    _memory,
+    _redis,
+    _postgresql,
+    _disk,
+]
 
 
 def event_store(store: Store, *, max_events_per_stream: int = 100, ttl: float | None = 3600) -> EventStore:

@@ -95,6 +95,7 @@ class NativeEventStore(EventStore):
         self.keyring = keyring
         self.max_events_per_stream = max_events_per_stream
         self.ttl = None if ttl is None else float(ttl)
+        self._prepared = False
 
     def __repr__(self) -> str:
         mode = "encrypted" if self.keyring is not None else "plaintext"
@@ -109,6 +110,10 @@ class NativeEventStore(EventStore):
     @abstractmethod
     async def _read_from(self, key: str, seq: str) -> Sequence[Row]:
         """The event at ``seq`` (if still kept) and every later event of stream ``key``, in order."""
+
+    async def _prepare(self) -> None:
+        """Set up what the first operation needs (a table, a keyring known only once open)."""
+        self._prepared = True
 
     def _valid_seq(self, seq: str) -> bool:
         """Whether ``seq`` has the form of this backend's positions (default: a decimal number)."""
@@ -154,6 +159,8 @@ class NativeEventStore(EventStore):
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         """Store one event of ``stream_id`` (``None``: a priming event) and return its id."""
+        if not self._prepared:
+            await self._prepare()
         key = stream_key(self.namespace, stream_id)
         tag = secrets.token_urlsafe(16)
         seq = await self._append(key, tag, self._seal(key, tag, stream_id, message))
@@ -173,6 +180,8 @@ class NativeEventStore(EventStore):
         key, seq, tag = parts
         if not self._valid_seq(seq):
             return None
+        if not self._prepared:
+            await self._prepare()
         rows = await self._read_from(key, seq)
         if not rows or rows[0].seq != seq or not secrets.compare_digest(rows[0].tag, tag):
             logger.debug("event id of stream %s not found (unknown, trimmed or expired)", key[:12])
@@ -211,9 +220,11 @@ def raw(value: Any) -> bytes:
     return str(value).encode("utf-8", "surrogateescape")
 
 
-def unreachable(backend: str, exc: BaseException) -> StoreConnectionError:
+def unreachable(
+    backend: str, exc: BaseException, advice: str = "check that the server is running and reachable"
+) -> StoreConnectionError:
     """The typed error for a driver failure while storing or replaying events."""
     return StoreConnectionError(
-        f"the {backend} event store failed ({type(exc).__name__}); check that the server is running and "
-        "reachable, then retry (the event was not stored or replayed)"
+        f"the {backend} event store failed ({type(exc).__name__}); {advice}, then retry (the event was "
+        "not stored or replayed)"
     )
