@@ -38,6 +38,8 @@ EVENT_BACKENDS = [
     "postgresql+encrypted",
     "disk",
     "disk+plain",
+    "mongodb-nx",
+    "dynamodb-moto",
 ]
 SHARED_EVENT_BACKENDS = [n for n in EVENT_BACKENDS if not n.startswith("memory")]
 

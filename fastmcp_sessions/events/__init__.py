@@ -118,11 +118,44 @@ def _disk(layout: _Layout, options: dict[str, Any]) -> EventStore | None:
     return DiskEventStore(events_path(backend.path), keyring=keyring, namespace=layout.namespace, **options)
 
 
+def _mongodb(layout: _Layout, options: dict[str, Any]) -> EventStore | None:
+    from fastmcp_sessions.stores.mongodb import MongoDBStore
+
+    if not isinstance(layout.backend, MongoDBStore):
+        return None
+    from fastmcp_sessions.events.mongodb import MongoDBEventStore
+
+    backend = layout.backend
+    collection = backend.client.get_database(backend.database).get_collection(
+        f"{backend.collection_name}_events"
+    )
+    return MongoDBEventStore(collection, namespace=layout.namespace, keyring=layout.keyring, **options)
+
+
+def _dynamodb(layout: _Layout, options: dict[str, Any]) -> EventStore | None:
+    from fastmcp_sessions.stores.dynamodb import DynamoDBStore
+
+    if not isinstance(layout.backend, DynamoDBStore):
+        return None
+    from fastmcp_sessions.events.dynamodb import DynamoDBEventStore
+
+    backend = layout.backend
+    return DynamoDBEventStore(
+        backend.open_client,
+        table=backend.table,
+        namespace=layout.namespace,
+        keyring=layout.keyring,
+        **options,
+    )
+
+
 _FACTORIES: list[Callable[[_Layout, dict[str, Any]], EventStore | None]] = [
     _memory,
     _redis,
     _postgresql,
     _disk,
+    _mongodb,
+    _dynamodb,
 ]
 
 

@@ -22,7 +22,9 @@ import json
 import logging
 import re
 import secrets
+import time
 from abc import abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -39,7 +41,7 @@ from fastmcp_sessions.errors import (
     StoreOptionError,
 )
 
-__all__ = ["NativeEventStore", "Row", "stream_key"]
+__all__ = ["ClockSequence", "NativeEventStore", "Row", "stream_key"]
 
 logger = logging.getLogger("fastmcp_sessions")
 
@@ -228,3 +230,34 @@ def unreachable(
         f"the {backend} event store failed ({type(exc).__name__}); {advice}, then retry (the event was "
         "not stored or replayed)"
     )
+
+
+class ClockSequence:
+    """Positions for backends without a server-side sequence (MongoDB, DynamoDB).
+
+    A position is the wall clock in microseconds, raised past every position this
+    process has stored or read on the stream, so each process's events stay in order and
+    an event stored after a replay sorts after the replayed ones. Positions are written
+    with insert-if-absent: two processes picking the same one never overwrite each other
+    (the loser takes the next). Streams are remembered in a bounded LRU.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._last: OrderedDict[str, int] = OrderedDict()
+        self._size = size
+
+    def next(self, key: str) -> int:
+        """A position after every one known on stream ``key``."""
+        seq = max(time.time_ns() // 1000, self._last.get(key, 0) + 1)
+        self.seen(key, seq)
+        return seq
+
+    def seen(self, key: str, seq: int) -> None:
+        """Note that position ``seq`` exists on stream ``key``."""
+        last = self._last
+        if seq > last.get(key, 0):
+            last[key] = seq
+        if key in last:
+            last.move_to_end(key)
+        if len(last) > self._size:
+            last.popitem(last=False)
