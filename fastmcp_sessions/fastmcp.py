@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastmcp.client.auth.oauth import OAuth
-from fastmcp.server.event_store import EventStore
 from fastmcp.server.lifespan import ContextManagerLifespan, Lifespan
 from mcp.server.request_state import RequestStateSecurity
+from mcp.server.streamable_http import EventStore
 
 from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions.buses import Bus, bus_for_store
 from fastmcp_sessions.encryption import KEYS_ENV, Keyring, load_keyring
+from fastmcp_sessions.events import event_store
 from fastmcp_sessions.fastmcp_caching import SafeResponseCachingMiddleware
 from fastmcp_sessions.fastmcp_subscriptions import (
     Subscriptions,
@@ -175,6 +176,9 @@ class ServerStorage(AsyncClosing):
     async def close(self) -> None:
         """Close the subscription bus, and the underlying store when ``server_storage`` opened it."""
         await self.subscription_bus.close()
+        close_events = getattr(self.event_store, "close", None)
+        if close_events is not None:
+            await close_events()
         if self.owns_store:
             await self.store.close()
 
@@ -226,9 +230,7 @@ def server_storage(
         server_name=server_name,
         store=base,
         session_state_store=part("state"),
-        event_store=EventStore(
-            storage=part("events"), max_events_per_stream=max_events_per_stream, ttl=event_ttl
-        ),
+        event_store=event_store(part("events"), max_events_per_stream=max_events_per_stream, ttl=event_ttl),
         oauth_client_storage=EncryptedStore(part("oauth"), keys=keyring),
         response_cache_storage=part("cache"),
         owns_store=owns,

@@ -281,6 +281,10 @@ class DynamoDBStore(Store):
         assert self._client is not None
         return self._client
 
+    async def open_client(self) -> DynamoDBClient:
+        """The aiobotocore DynamoDB client this store uses, made (and the table checked) on first use."""
+        return await self._db()
+
     async def _open_client(self) -> DynamoDBClient:
         session: Any = self._session if self._session is not None else AioSession(profile=self.profile)
         # aiobotocore sessions spell it create_client; aioboto3 sessions spell it client.

@@ -329,6 +329,11 @@ class MongoDBStore(Store):
     def _telemetry_server(self) -> tuple[str | None, int | None]:
         return address_from_url(self._url, 27017)
 
+    @property
+    def client(self) -> AsyncMongoClient[dict[str, Any]]:
+        """The pymongo ``AsyncMongoClient`` this store uses (not to be closed by others)."""
+        return self._client
+
     # -- setup and errors ----------------------------------------------------------------
 
     async def _entries(self) -> AsyncCollection[dict[str, Any]]:

@@ -133,7 +133,8 @@ async def test_event_store_and_response_cache_are_namespaced() -> None:
         assert (await client.call_tool("slow", {})).data == 42
     assert calls["n"] == 1
     collections = set(await shared.collections())
-    assert any(c.startswith("fastmcp/events/events/") for c in collections)
+    other = server_storage(store=shared, server_name="other", oauth_keys=KEY)
+    assert await other.event_store.replay_events_after(first, collect) is None  # another server's stream
     assert any(c.startswith("fastmcp/events/cache/") for c in collections)
 
 

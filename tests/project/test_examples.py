@@ -175,11 +175,15 @@ def test_cloud_server_oauth_proxy_storage_is_shared_and_encrypted(
             )
         )
         # Resumable streams (clients on SSE streams): events go to the same Redis.
-        await storage.event_store.store_event("stream-1", None)
-        assert f"fastmcp/{name}/events/fastmcp_streams" in await storage.store.collections()
+        first = await storage.event_store.store_event("stream-1", None)
         await storage.close()
         replica, replica_storage = example.build(redis_url, server_name=name)
         try:
+
+            async def send(event: Any) -> None:
+                raise AssertionError("only a priming event was stored")
+
+            assert await replica_storage.event_store.replay_events_after(first, send) == "stream-1"
             return await replica.auth.get_client("c1")
         finally:
             await replica_storage.close()
