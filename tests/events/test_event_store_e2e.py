@@ -13,17 +13,16 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from servers import RedisServer, free_port
-from test_examples import wait_for_port
 
 from fastmcp_sessions import Keyring
+from tests._support import WORKERS
+from tests._support.servers import RedisServer, free_port, wait_for_port
 
-APP = Path(__file__).with_name("events_app.py")
+APP = WORKERS / "events_app.py"
 LEGACY = "2025-11-25"
 JSON_AND_SSE = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 

@@ -12,11 +12,9 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import BACKENDS, Backend
 from fastmcp.server.event_store import EventStore as KeyValueEventStore
 from fastmcp.server.session_scoped_event_store import SessionScopedEventStore
 from mcp.server.streamable_http import EventMessage, EventStore
@@ -25,8 +23,10 @@ from mcp_types import JSONRPCNotification
 from fastmcp_sessions import Store
 from fastmcp_sessions.events import NativeEventStore, event_store
 from fastmcp_sessions.stores.namespaced import NamespacedStore
+from tests._support import WORKERS
+from tests._support.backends import BACKENDS, Backend
 
-WORKER = Path(__file__).parent / "event_worker.py"
+WORKER = WORKERS / "event_worker.py"
 NAMESPACE = "fastmcp/worker/events"  # as event_worker.py, so its streams are ours
 ENCRYPTED = {"memory+encrypted", "disk", "postgresql+encrypted"}
 EVENT_BACKENDS = [
