@@ -63,6 +63,7 @@ def _redis(layout: _Layout, options: dict[str, Any]) -> EventStore | None:
     backend = layout.backend
     return RedisEventStore(
         backend.client,
+        run=backend.eval_script,
         prefix=backend.namespace,
         namespace=layout.namespace,
         keyring=layout.keyring,

@@ -26,12 +26,12 @@ import time
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 from cryptography.fernet import InvalidToken
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
-from mcp_types import JSONRPCMessage
-from pydantic import TypeAdapter, ValidationError
+from mcp_types import JSONRPCError, JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
+from pydantic import BaseModel, ValidationError
 
 from fastmcp_sessions.encryption import Keyring
 from fastmcp_sessions.errors import (
@@ -41,11 +41,19 @@ from fastmcp_sessions.errors import (
     StoreOptionError,
 )
 
-__all__ = ["ClockSequence", "NativeEventStore", "Row", "stream_key"]
+__all__ = ["ClockSequence", "EventStoreOptions", "NativeEventStore", "Row", "stream_key"]
 
 logger = logging.getLogger("fastmcp_sessions")
 
-_MESSAGE: TypeAdapter[JSONRPCMessage] = TypeAdapter(JSONRPCMessage)
+# A payload's message begins with one byte naming its model, so a replay validates each
+# message against that model alone instead of trying every member of the union.
+_MODELS: dict[bytes, type[BaseModel]] = {
+    b"q": JSONRPCRequest,
+    b"n": JSONRPCNotification,
+    b"r": JSONRPCResponse,
+    b"e": JSONRPCError,
+}
+_KINDS = {model: kind for kind, model in _MODELS.items()}
 _KEY = re.compile(r"[0-9a-f]{32}")
 _TAG = re.compile(r"[A-Za-z0-9_-]{22}")
 
@@ -62,6 +70,14 @@ def stream_key(namespace: str, stream_id: str) -> str:
     """Where the events of ``stream_id`` live: 128 bits of SHA-256, in hex."""
     digest = hashlib.sha256(f"{len(namespace)}:{namespace}\0{stream_id}".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:32]
+
+
+class EventStoreOptions(TypedDict, total=False):
+    """The options every native event store takes beside its backend's (see ``NativeEventStore``)."""
+
+    namespace: str
+    max_events_per_stream: int
+    ttl: float | None
 
 
 class NativeEventStore(EventStore):
@@ -82,8 +98,8 @@ class NativeEventStore(EventStore):
     def __init__(
         self,
         *,
-        namespace: str,
-        keyring: Keyring | None,
+        namespace: str = "",
+        keyring: Keyring | None = None,
         max_events_per_stream: int = 100,
         ttl: float | None = 3600,
     ) -> None:
@@ -98,6 +114,9 @@ class NativeEventStore(EventStore):
         self.max_events_per_stream = max_events_per_stream
         self.ttl = None if ttl is None else float(ttl)
         self._prepared = False
+        # Backends that trim by statement do it on about one append in this many, so a
+        # stream holds between max_events_per_stream and half as many again.
+        self._trim_every = max(1, min(64, max_events_per_stream // 2))
 
     def __repr__(self) -> str:
         mode = "encrypted" if self.keyring is not None else "plaintext"
@@ -125,13 +144,18 @@ class NativeEventStore(EventStore):
 
     def _seal(self, key: str, tag: str, stream_id: str, message: JSONRPCMessage | None) -> bytes:
         head = json.dumps(stream_id).encode("utf-8", "surrogatepass")
-        body = b"" if message is None else _MESSAGE.dump_json(message, by_alias=True, exclude_unset=True)
+        if message is None:
+            body = b""
+        else:
+            kind = _KINDS.get(type(message)) or next(k for m, k in _KINDS.items() if isinstance(message, m))
+            body = kind + message.model_dump_json(by_alias=True, exclude_unset=True).encode()
         plain = head + b"\n" + body
         if self.keyring is None:
             return plain
         return self.keyring.encrypt(f"{key}.{tag}\n".encode("ascii") + plain)
 
-    def _unseal(self, key: str, tag: str, data: bytes) -> tuple[str, bytes]:
+    def _unseal(self, key: str, tag: str, data: bytes) -> tuple[bytes, bytes]:
+        """The stream id (JSON) and the message (kind byte, JSON; empty for priming) of a payload."""
         if self.keyring is not None:
             try:
                 plain = self.keyring.decrypt(data)
@@ -149,13 +173,9 @@ class NativeEventStore(EventStore):
                 )
             data = plain[len(bound) :]
         head, sep, body = data.partition(b"\n")
-        try:
-            stream_id = json.loads(head) if sep else None
-        except ValueError:
-            stream_id = None
-        if not isinstance(stream_id, str):
+        if not sep:
             raise DeserializationError(f"a stored event of stream {key[:12]} is not a fastmcp-sessions event")
-        return stream_id, body
+        return head, body
 
     # -- the EventStore interface ---------------------------------------------------------
 
@@ -188,20 +208,27 @@ class NativeEventStore(EventStore):
         if not rows or rows[0].seq != seq or not secrets.compare_digest(rows[0].tag, tag):
             logger.debug("event id of stream %s not found (unknown, trimmed or expired)", key[:12])
             return None
-        stream_id, _ = self._unseal(key, tag, rows[0].data)
-        if stream_key(self.namespace, stream_id) != key:
+        head, _ = self._unseal(key, tag, rows[0].data)
+        try:
+            stream_id = json.loads(head)
+        except ValueError:
+            stream_id = None
+        if not isinstance(stream_id, str) or stream_key(self.namespace, stream_id) != key:
             return None
         for row in rows[1:]:
             owner, body = self._unseal(key, row.tag, row.data)
-            if owner != stream_id or not body:
-                continue
+            if owner != head or not body:
+                continue  # a priming event: a position, never a message
+            model = _MODELS.get(body[:1])
             try:
-                message = _MESSAGE.validate_json(body)
-            except ValidationError:
+                if model is None:
+                    raise ValueError(body[:1])
+                message = model.model_validate_json(body[1:])
+            except (ValidationError, ValueError):
                 raise DeserializationError(
                     f"a stored event of stream {key[:12]} is not a JSON-RPC message"
                 ) from None
-            await send_callback(EventMessage(message, f"{key}.{row.seq}.{row.tag}"))
+            await send_callback(EventMessage(message, f"{key}.{row.seq}.{row.tag}"))  # type: ignore[arg-type]
         return stream_id
 
     async def close(self) -> None:

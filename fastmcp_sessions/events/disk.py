@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Unpack
 
 from fastmcp_sessions.encryption import Keyring
-from fastmcp_sessions.events.base import NativeEventStore, Row, raw, unreachable
+from fastmcp_sessions.events.base import EventStoreOptions, NativeEventStore, Row, raw, unreachable
 from fastmcp_sessions.stores._thread import WorkerThread
 
 __all__ = ["DiskEventStore", "events_path"]
@@ -66,20 +68,12 @@ class DiskEventStore(NativeEventStore):
         *,
         keyring: Keyring | Callable[[], Awaitable[Keyring | None]] | None = None,
         busy_timeout: float = 30.0,
-        namespace: str = "",
-        max_events_per_stream: int = 100,
-        ttl: float | None = 3600,
+        **options: Unpack[EventStoreOptions],
     ) -> None:
-        super().__init__(
-            namespace=namespace,
-            keyring=keyring if isinstance(keyring, Keyring) else None,
-            max_events_per_stream=max_events_per_stream,
-            ttl=ttl,
-        )
+        super().__init__(keyring=keyring if isinstance(keyring, Keyring) else None, **options)
         self.path = Path(path)
         self._keyring_source = None if isinstance(keyring, Keyring) else keyring
         self._busy_timeout = float(busy_timeout)
-        self._trim_every = max(1, min(64, max_events_per_stream // 2))
         self._conn: sqlite3.Connection | None = None
         self._worker: WorkerThread | None = None
 
@@ -87,6 +81,8 @@ class DiskEventStore(NativeEventStore):
         if self._keyring_source is not None:
             self.keyring = await self._keyring_source()
         self._worker = WorkerThread(name=f"fastmcp-sessions-events:{self.path.name}")
+        # An event store dropped without close() must not leave its thread waiting forever.
+        weakref.finalize(self, self._worker.stop)
         try:
             await self._worker.run(self._open)
         except (sqlite3.Error, OSError) as exc:

@@ -15,12 +15,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fastmcp_sessions.encryption import Keyring
-from fastmcp_sessions.events.base import ClockSequence, NativeEventStore, Row, raw, unreachable
+from fastmcp_sessions.events.base import (
+    ClockSequence,
+    EventStoreOptions,
+    NativeEventStore,
+    Row,
+    raw,
+    unreachable,
+)
 from fastmcp_sessions.stores._names import HASH_MARKER
 
 __all__ = ["DynamoDBEventStore"]
@@ -37,7 +44,7 @@ class DynamoDBEventStore(NativeEventStore):
         client: A coroutine function returning the aiobotocore client
             (``DynamoDBStore.open_client``).
         table: The table (the store's: partition key ``pk``, sort key ``sk``, TTL on ``ttl``).
-        namespace, keyring, max_events_per_stream, ttl: See ``NativeEventStore``.
+        keyring, namespace, max_events_per_stream, ttl: See ``NativeEventStore``.
     """
 
     backend = "dynamodb"
@@ -47,19 +54,14 @@ class DynamoDBEventStore(NativeEventStore):
         client: Callable[[], Awaitable[Any]],
         *,
         table: str,
-        namespace: str = "",
         keyring: Keyring | None = None,
-        max_events_per_stream: int = 100,
-        ttl: float | None = 3600,
+        **options: Unpack[EventStoreOptions],
     ) -> None:
-        super().__init__(
-            namespace=namespace, keyring=keyring, max_events_per_stream=max_events_per_stream, ttl=ttl
-        )
+        super().__init__(keyring=keyring, **options)
         self._client_source = client
         self._client: Any = None
         self.table = table
         self._clock = ClockSequence()
-        self._trim_every = max(1, min(64, max_events_per_stream // 2))
 
     async def _prepare(self) -> None:
         try:

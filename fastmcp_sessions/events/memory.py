@@ -6,10 +6,10 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from fastmcp_sessions.encryption import Keyring
-from fastmcp_sessions.events.base import NativeEventStore, Row
+from fastmcp_sessions.events.base import EventStoreOptions, NativeEventStore, Row
 
 __all__ = ["MemoryEventStore"]
 
@@ -42,7 +42,7 @@ class MemoryEventStore(NativeEventStore):
     Args:
         owner: The store the events belong with; event stores over the same owner and
             namespace see the same streams. ``None``: streams private to this instance.
-        namespace, keyring, max_events_per_stream, ttl: See ``NativeEventStore``.
+        keyring, namespace, max_events_per_stream, ttl: See ``NativeEventStore``.
     """
 
     backend = "memory"
@@ -51,18 +51,14 @@ class MemoryEventStore(NativeEventStore):
         self,
         owner: object | None = None,
         *,
-        namespace: str = "",
         keyring: Keyring | None = None,
-        max_events_per_stream: int = 100,
-        ttl: float | None = 3600,
+        **options: Unpack[EventStoreOptions],
     ) -> None:
-        super().__init__(
-            namespace=namespace, keyring=keyring, max_events_per_stream=max_events_per_stream, ttl=ttl
-        )
+        super().__init__(keyring=keyring, **options)
         if owner is None:
             self._streams = _Streams()
         else:
-            self._streams = _SHARED.setdefault(owner, {}).setdefault(namespace, _Streams())
+            self._streams = _SHARED.setdefault(owner, {}).setdefault(self.namespace, _Streams())
 
     def _drop_expired(self, now: float) -> None:
         streams = self._streams.streams

@@ -14,13 +14,20 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from fastmcp_sessions.encryption import Keyring
-from fastmcp_sessions.events.base import ClockSequence, NativeEventStore, Row, raw, unreachable
+from fastmcp_sessions.events.base import (
+    ClockSequence,
+    EventStoreOptions,
+    NativeEventStore,
+    Row,
+    raw,
+    unreachable,
+)
 
 __all__ = ["MongoDBEventStore"]
 
@@ -30,7 +37,7 @@ class MongoDBEventStore(NativeEventStore):
 
     Args:
         collection: A pymongo ``AsyncCollection`` for the events (indexes created on first use).
-        namespace, keyring, max_events_per_stream, ttl: See ``NativeEventStore``.
+        keyring, namespace, max_events_per_stream, ttl: See ``NativeEventStore``.
     """
 
     backend = "mongodb"
@@ -39,17 +46,12 @@ class MongoDBEventStore(NativeEventStore):
         self,
         collection: Any,
         *,
-        namespace: str = "",
         keyring: Keyring | None = None,
-        max_events_per_stream: int = 100,
-        ttl: float | None = 3600,
+        **options: Unpack[EventStoreOptions],
     ) -> None:
-        super().__init__(
-            namespace=namespace, keyring=keyring, max_events_per_stream=max_events_per_stream, ttl=ttl
-        )
+        super().__init__(keyring=keyring, **options)
         self.collection = collection
         self._clock = ClockSequence()
-        self._trim_every = max(1, min(64, max_events_per_stream // 2))
         self._setup_lock = asyncio.Lock()
 
     async def _prepare(self) -> None:

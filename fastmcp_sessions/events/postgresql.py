@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
+
+from asyncpg.exceptions import UndefinedTableError
 
 from fastmcp_sessions.encryption import Keyring
-from fastmcp_sessions.events.base import NativeEventStore, Row, raw, unreachable
+from fastmcp_sessions.events.base import EventStoreOptions, NativeEventStore, Row, raw, unreachable
 
 __all__ = ["PostgreSQLEventStore", "events_table"]
 
@@ -45,7 +47,7 @@ class PostgreSQLEventStore(NativeEventStore):
         schema: Schema of the events table (created if missing).
         table: Name of the events table.
         errors: Driver exceptions to report as ``StoreConnectionError``.
-        namespace, keyring, max_events_per_stream, ttl: See ``NativeEventStore``.
+        keyring, namespace, max_events_per_stream, ttl: See ``NativeEventStore``.
     """
 
     backend = "postgresql"
@@ -57,14 +59,10 @@ class PostgreSQLEventStore(NativeEventStore):
         schema: str = "public",
         table: str = "fastmcp_sessions_events",
         errors: tuple[type[BaseException], ...] = (),
-        namespace: str = "",
         keyring: Keyring | None = None,
-        max_events_per_stream: int = 100,
-        ttl: float | None = 3600,
+        **options: Unpack[EventStoreOptions],
     ) -> None:
-        super().__init__(
-            namespace=namespace, keyring=keyring, max_events_per_stream=max_events_per_stream, ttl=ttl
-        )
+        super().__init__(keyring=keyring, **options)
         self._pool_source = pool
         self._pool: Any = None if callable(pool) else pool
         self._errors: tuple[type[BaseException], ...] = (*errors, OSError, asyncio.TimeoutError)
@@ -73,7 +71,6 @@ class PostgreSQLEventStore(NativeEventStore):
         self.schema, self.table = schema, table
         t = f"{_quote(schema)}.{_quote(table)}"
         self.qualified_table = t
-        self._trim_every = max(1, min(64, max_events_per_stream // 2))
         expires = "NULL" if self.ttl is None else f"now() + make_interval(secs => {self.ttl!r})"
         self._insert = (
             f"INSERT INTO {t} (stream, tag, data, expires_at) VALUES ($1, $2, $3, {expires}) RETURNING seq"
@@ -121,21 +118,29 @@ class PostgreSQLEventStore(NativeEventStore):
         return seq.isdigit() and len(seq) <= 18
 
     async def _append(self, key: str, tag: str, data: bytes) -> str:
+        return str(await self._run(self._append_on, key, tag, data))
+
+    async def _append_on(self, pool: Any, key: str, tag: str, data: bytes) -> int:
+        seq: int = await pool.fetchval(self._insert, key, tag, data)
+        if seq % self._trim_every == 0:
+            await pool.execute(self._trim, key, self.max_events_per_stream)
+        if seq % _PURGE_EVERY == 0 and self.ttl is not None:
+            await pool.execute(self._purge)
+        return seq
+
+    async def _run(self, fn: Any, *args: Any, again: bool = True) -> Any:
         pool = await self._db()
         try:
-            seq: int = await pool.fetchval(self._insert, key, tag, data)
-            if seq % self._trim_every == 0:
-                await pool.execute(self._trim, key, self.max_events_per_stream)
-            if seq % _PURGE_EVERY == 0 and self.ttl is not None:
-                await pool.execute(self._purge)
+            return await fn(pool, *args)
+        except UndefinedTableError as exc:
+            # The table was dropped under us (or the server came back empty): create it again, once.
+            self._ready = False
+            if not again:
+                raise unreachable(self.backend, exc) from None
         except self._errors as exc:
             raise unreachable(self.backend, exc) from None
-        return str(seq)
+        return await self._run(fn, *args, again=False)
 
     async def _read_from(self, key: str, seq: str) -> Sequence[Row]:
-        pool = await self._db()
-        try:
-            records = await pool.fetch(self._select, key, int(seq))
-        except self._errors as exc:
-            raise unreachable(self.backend, exc) from None
+        records = await self._run(lambda pool: pool.fetch(self._select, key, int(seq)))
         return [Row(str(r[0]), r[1], raw(r[2])) for r in records]

@@ -218,6 +218,10 @@ return #KEYS
 )
 
 
+_EXTRA_SCRIPTS: dict[str, _Script] = {}
+"""Scripts run through ``RedisStore.eval_script``, by source (each hashed once)."""
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -463,6 +467,18 @@ class RedisStore(Store):
         """The Redis key that holds ``key`` of ``collection`` (for inspection and tooling)."""
         c = self.default_collection if collection is None else check_collection(collection)
         return self._prefix(c) + check_key(key)
+
+    async def eval_script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run the Lua script ``source`` on ``keys`` (one slot) over this store's own connections,
+        pipelined like its other commands; loaded on first use. Replies are raw (bytes); redis-py
+        errors become this store's typed errors. For modules beside the store (event stores)."""
+        if self._closed:
+            raise StoreClosedError(repr(self))
+        script = _EXTRA_SCRIPTS.get(source) or _EXTRA_SCRIPTS.setdefault(source, _Script(source))
+        try:
+            return await self._one(("EVALSHA", script.sha, len(keys), *keys, *args), keys[0], (script,))
+        except _REDIS_ERRORS as exc:
+            raise self._error(exc) from exc
 
     # -- key layout ----------------------------------------------------------------------
 
