@@ -100,7 +100,8 @@ def test_there_is_no_import_cycle_at_all() -> None:
 @pytest.mark.parametrize(
     ("layer", "forbidden"),
     [
-        (f"{ROOT}.stores", (f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+        (f"{ROOT}.stores", (f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp", f"{ROOT}.key_policy")),
+        (f"{ROOT}.key_policy", (f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
         (f"{ROOT}.sessions", (f"{ROOT}.cli", f"{ROOT}.fastmcp")),
         (f"{ROOT}.errors", (f"{ROOT}.stores", f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
         (f"{ROOT}._values", (f"{ROOT}.stores", f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
