@@ -6,7 +6,8 @@
     fastmcp-sessions rotate-key                  re-encrypt everything with the newest key
     fastmcp-sessions backup FILE                 consistent copy of a disk store, while in use
     fastmcp-sessions bench                       ops/s of the store vs py-key-value-aio's equivalent
-    fastmcp-sessions sessions list|show|rm|purge --identity ID
+    fastmcp-sessions sessions list [--identity ID | --server NAME]   identities, servers, sessions
+    fastmcp-sessions sessions show|rm|purge --identity ID
     fastmcp-sessions servers list|add|rm
     fastmcp-sessions tokens list|revoke --identity ID
 
@@ -33,6 +34,7 @@ from typing import Any, NoReturn
 from key_value.aio.errors import BaseKeyValueError
 
 from fastmcp_sessions.cli._common import CliError, Console, Result, UsageError
+from fastmcp_sessions.cli.bench import MIN_OPS
 
 __all__ = ["build_parser", "main"]
 
@@ -214,9 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
         "RedisStore on the same server; under FernetEncryptionWrapper when the store is encrypted) and "
         "prints the ratios. Writes only to a fresh collection, removed afterwards.",
     )
-    bench.add_argument("--ops", type=int, default=500, metavar="N", help="operations per round (500)")
     bench.add_argument(
-        "--rounds", type=int, default=3, metavar="N", help="rounds; the median is reported (3)"
+        "--ops", type=int, default=500, metavar="N", help=f"operations per round (500; at least {MIN_OPS})"
+    )
+    bench.add_argument(
+        "--rounds", type=int, default=3, metavar="N", help="rounds; the median is reported (3; at least 1)"
     )
     bench.set_defaults(handler=_bench)
 

@@ -238,7 +238,9 @@ async def _diagnose_server(report: Report, url: str, scheme: str) -> None:
         keyring = _network_keyring(report, url)
     else:
         report.add(
-            "info", "values are stored unencrypted on the server; add ?encryption=true to encrypt them"
+            "warning",
+            "values are stored unencrypted on the server (OAuth tokens and session state readable by anyone "
+            "with access to it); add ?encryption=true and set FASTMCP_SESSIONS_KEYS to encrypt them",
         )
     _check_modes(report)
     if scheme in ("postgresql", "postgres"):
