@@ -46,7 +46,7 @@ from fastmcp_sessions.fastmcp_subscriptions import (
     resource_updated,
     subscriptions_of,
 )
-from fastmcp_sessions.key_policy import keyring_beside
+from fastmcp_sessions.key_policy import keyring_beside, layer_of
 from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
 from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
@@ -276,12 +276,7 @@ def _oauth_keyring(
 
 def _encrypted_layer(store: Store) -> EncryptedStore | None:
     """The ``EncryptedStore`` ``store`` is or wraps (through views), if any."""
-    seen: Store | None = store
-    while isinstance(seen, Store):
-        if isinstance(seen, EncryptedStore):
-            return seen
-        seen = getattr(seen, "inner", None)
-    return None
+    return layer_of(store, EncryptedStore)
 
 
 class StoreOAuth(SingleFlightOAuthClientProvider, OAuth):
