@@ -23,13 +23,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
 from fastmcp.server.dependencies import get_session
 from fastmcp.server.sessions import SessionId, SessionProvider
 
-from fastmcp_sessions.fastmcp import ServerStorage, server_storage
+from fastmcp_sessions.fastmcp import ServerStorage, enable_subscriptions, resource_updated, server_storage
 
 SERVER_NAME = os.environ.get("SERVER_NAME", "notes-cloud")
+BOARD = "notes://board"
+"""A resource clients subscribe to (examples/listen_client.py); ``announce`` updates it."""
 
 
 def build(url: str | None = None, *, server_name: str = SERVER_NAME) -> tuple[FastMCP, ServerStorage]:
@@ -55,6 +57,20 @@ def build(url: str | None = None, *, server_name: str = SERVER_NAME) -> tuple[Fa
         """Return this session's notes."""
         session = await get_session(session_id)
         return list(await session.get("notes", []))
+
+    # Change notifications (subscriptions/listen) reach listeners on every replica, over Redis.
+    enable_subscriptions(mcp, storage)
+
+    @mcp.resource(BOARD)
+    def board() -> str:
+        """The shared notice board (its content is beside the point: listeners hear of changes)."""
+        return "see the announcements"
+
+    @mcp.tool
+    async def announce(ctx: Context, message: str) -> str:
+        """Tell every client listening to notes://board, on any replica, that it changed."""
+        await resource_updated(ctx, BOARD)
+        return message
 
     @mcp.tool
     def word_count(text: str) -> int:

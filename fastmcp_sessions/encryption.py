@@ -132,10 +132,16 @@ def load_keyring(
     shared_store: str | None = None,
     env_names: Sequence[str] = (KEYS_ENV,),
     create: bool = True,
+    encrypted_data: str | None = None,
 ) -> Keyring:
     """Find the encryption keys, in this order: ``keys`` passed in; env ``FASTMCP_SESSIONS_KEYS``
-    (comma-separated, newest first); the key file (created 0600 with a new key on first use,
-    unless ``create=False``: then a missing key file is a ``StoreSetupError``).
+    (comma-separated, newest first); the key file.
+
+    The one key policy of every entry point: a key file is created (0600, one new key)
+    only when no encrypted data exists yet. ``encrypted_data`` names the data that
+    already exists (``"the database /path"``), ``None`` when there is none; with it, or
+    with ``create=False``, a missing key file is a ``MissingKeyError`` that says what to
+    restore, and nothing is created: a new key could never read that data.
 
     ``shared_store`` names a store shared over the network: then no key file is read or
     created (it would be local to this machine, so replicas would disagree) and
@@ -155,11 +161,8 @@ def load_keyring(
         raise MissingKeyError(missing_key_message(shared_store, env_names))
     path = key_file_path(app_name, key_file)
     if not path.exists() and not path.is_symlink():
-        if not create:
-            raise StoreSetupError(
-                f"the key file {path} does not exist: restore it from your backup, or set {KEYS_ENV} to "
-                "the key (newest first); nothing was created"
-            )
+        if encrypted_data is not None or not create:
+            raise MissingKeyError(missing_key_file_message(path, encrypted_data))
         _create_key_file(path)
     return Keyring(read_key_file(path), source=f"key file {path}")
 
@@ -179,7 +182,45 @@ def missing_key_message(store: str, env_names: Sequence[str] = (KEYS_ENV,)) -> s
     )
 
 
+def missing_key_file_message(path: Path, encrypted_data: str | None = None) -> str:
+    """What to do when the key file is missing (``encrypted_data``: the data that needs it)."""
+    held = f"{encrypted_data} holds encrypted data, but " if encrypted_data else ""
+    return (
+        f"{held}the key file {path} does not exist: restore it from your backup, or set {KEYS_ENV} to "
+        "its keys (newest first); nothing was created (a new key could not read existing data)"
+    )
+
+
 def _create_key_file(path: Path) -> None:
+    tmp = _write_private_temp(path, [Keyring.generate_key()])
+    try:
+        # link() fails if another process created the file first; then we use theirs.
+        os.link(tmp, path)
+        logger.info("created a new encryption key file at %s", path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_key_file(path: Path, keys: Sequence[str]) -> None:
+    """Replace the key file at ``path`` with ``keys`` (newest first), atomically: a reader sees
+    the old file or the new one, never a part; the new file is 0600 and on disk first."""
+    Keyring(keys, source=f"new key file {path}")  # refuse to write a file nothing could read
+    tmp = _write_private_temp(path, keys)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
+
+
+def _write_private_temp(path: Path, keys: Sequence[str]) -> Path:
+    """A fsynced 0600 file beside ``path`` holding ``keys``, one per line."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     try:
         make_private_dir(path.parent)
@@ -192,17 +233,13 @@ def _create_key_file(path: Path) -> None:
         ) from None
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(Keyring.generate_key() + "\n")
+            f.write("".join(key.strip() + "\n" for key in keys))
             f.flush()
             os.fsync(f.fileno())
-        try:
-            # link() fails if another process created the file first; then we use theirs.
-            os.link(tmp, path)
-            logger.info("created a new encryption key file at %s", path)
-        except FileExistsError:
-            pass
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def _nearest_dir(path: Path) -> Path:

@@ -165,6 +165,8 @@ class KeyMismatchError(StoreSetupError, DecryptionError):
         super().__init__(message)
         self.stored = stored
         self.in_use = in_use
+
+
 class StoreCorruptedError(KeyValueStoreError):
     """The store's file is damaged, emptied or gone while a marker shows it existed.
 

@@ -51,7 +51,8 @@ from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
 from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
 from fastmcp_sessions.stores.base import Store
-from fastmcp_sessions.stores.encrypted import KEY_CHECK_COLLECTION, EncryptedStore, shared_over_network
+from fastmcp_sessions.stores.encrypted import KEY_CHECK_COLLECTION, EncryptedStore
+from fastmcp_sessions.stores.key_policy import keyring_beside, layer_of
 from fastmcp_sessions.stores.namespaced import NamespacedStore
 from fastmcp_sessions.stores.schemes import app_name_from_env, open_store
 
@@ -264,26 +265,20 @@ def request_state_security(keyring: Keyring, *, server_name: str, ttl: float = 6
 def _oauth_keyring(
     keys: Keyring | Sequence[str | bytes] | str | None, app_name: str | None, base: Store
 ) -> Keyring:
-    if keys is None:
-        env = os.environ.get(OAUTH_KEYS_ENV, "").strip()
-        if env:
-            return Keyring(env.split(","), source=f"env {OAUTH_KEYS_ENV}")
-    return load_keyring(
+    what, env_names = "the OAuth proxy storage", (OAUTH_KEYS_ENV, KEYS_ENV)
+    return keyring_beside(
+        base,
         keys,
         app_name=app_name or app_name_from_env(),
-        shared_store=f"the OAuth proxy storage on {base!r}" if shared_over_network(base) else None,
-        env_names=(OAUTH_KEYS_ENV, KEYS_ENV),
+        what=what,
+        env=OAUTH_KEYS_ENV,
+        env_names=env_names,
     )
 
 
 def _encrypted_layer(store: Store) -> EncryptedStore | None:
     """The ``EncryptedStore`` ``store`` is or wraps (through views), if any."""
-    seen: Store | None = store
-    while isinstance(seen, Store):
-        if isinstance(seen, EncryptedStore):
-            return seen
-        seen = getattr(seen, "inner", None)
-    return None
+    return layer_of(store, EncryptedStore)
 
 
 class StoreOAuth(SingleFlightOAuthClientProvider, OAuth):

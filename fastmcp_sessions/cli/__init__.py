@@ -6,7 +6,8 @@
     fastmcp-sessions rotate-key                  re-encrypt everything with the newest key
     fastmcp-sessions backup FILE                 consistent copy of a disk store, while in use
     fastmcp-sessions bench                       ops/s of the store vs py-key-value-aio's equivalent
-    fastmcp-sessions sessions list|show|rm|purge --identity ID
+    fastmcp-sessions sessions list [--identity ID | --server NAME]   identities, servers, sessions
+    fastmcp-sessions sessions show|rm|purge --identity ID
     fastmcp-sessions servers list|add|rm
     fastmcp-sessions tokens list|revoke --identity ID
 
@@ -33,6 +34,7 @@ from typing import Any, NoReturn
 from key_value.aio.errors import BaseKeyValueError
 
 from fastmcp_sessions.cli._common import CliError, Console, Result, UsageError
+from fastmcp_sessions.cli.bench import MIN_OPS
 
 __all__ = ["build_parser", "main"]
 
@@ -169,11 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="re-encrypt every entry with the newest key (safe to interrupt and rerun)",
         description=(
-            "Put the new key first (FASTMCP_SESSIONS_KEYS=new,old), then run this: every entry not yet "
-            "under the newest key is re-encrypted, batch by batch, never overwriting a concurrent write."
+            "Every entry not yet under the newest key is re-encrypted, batch by batch, never overwriting a "
+            "concurrent write; so is the OAuth proxy storage of every FastMCP server in the store. Keys "
+            "from the key file (a local disk store): run with --new-key, restart the servers, then run "
+            "with --drop-old. Keys from the environment: put the new key first "
+            "(FASTMCP_SESSIONS_KEYS=new,old; FASTMCP_SESSIONS_OAUTH_KEYS for the OAuth storage), run "
+            "this, then drop the old key from the variables."
         ),
     )
     rotate.add_argument("--batch-size", type=int, default=500, metavar="N", help="entries per batch (500)")
+    rotate.add_argument(
+        "--new-key",
+        action="store_true",
+        help="keys from the key file: write a new key first into it (the old ones stay), then re-encrypt",
+    )
+    rotate.add_argument(
+        "--drop-old",
+        action="store_true",
+        help="keys from the key file: once every entry is under the newest key, remove the older keys from "
+        "the file (restart the servers first, so none still writes with an old key)",
+    )
     rotate.set_defaults(handler=_rotate)
 
     backup = commands.add_parser(
@@ -199,9 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
         "RedisStore on the same server; under FernetEncryptionWrapper when the store is encrypted) and "
         "prints the ratios. Writes only to a fresh collection, removed afterwards.",
     )
-    bench.add_argument("--ops", type=int, default=500, metavar="N", help="operations per round (500)")
     bench.add_argument(
-        "--rounds", type=int, default=3, metavar="N", help="rounds; the median is reported (3)"
+        "--ops", type=int, default=500, metavar="N", help=f"operations per round (500; at least {MIN_OPS})"
+    )
+    bench.add_argument(
+        "--rounds", type=int, default=3, metavar="N", help="rounds; the median is reported (3; at least 1)"
     )
     bench.set_defaults(handler=_bench)
 
@@ -270,7 +289,9 @@ async def _migrate(console: Console, args: argparse.Namespace) -> Result:
 async def _rotate(console: Console, args: argparse.Namespace) -> Result:
     from fastmcp_sessions.cli.rotate import run_rotate
 
-    return await run_rotate(console, args.url, batch_size=args.batch_size)
+    return await run_rotate(
+        console, args.url, batch_size=args.batch_size, new_key=args.new_key, drop_old=args.drop_old
+    )
 
 
 async def _backup(console: Console, args: argparse.Namespace) -> Result:

@@ -1,9 +1,11 @@
 """Session-level commands: ``sessions``, ``servers`` and ``tokens``, over the session layer.
 
+    sessions list                               every identity (as digests) and FastMCP server in the store
     sessions list  --identity ID                list an identity's live sessions
+    sessions list  --server NAME                a FastMCP server's sessions (server_storage(server_name=NAME))
     sessions show  --identity ID SESSION_ID     one session in detail (no token, no header value)
     sessions rm    --identity ID SESSION_ID     delete one session with its OAuth data
-    sessions purge --identity ID --yes          delete every session of an identity
+    sessions purge --identity ID --yes          delete every session of one identity
     servers  list  [--namespace NS]             the server registry (global, or an identity's)
     servers  add   URL [--name NAME]            register a server (prints the name it got)
     servers  rm    NAME                         forget a server name
@@ -47,23 +49,24 @@ EXPIRY_COLLECTION = "mcp-oauth-token-expiry"
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``sessions``, ``servers`` and ``tokens`` command groups to ``commands``."""
-    identity = argparse.ArgumentParser(add_help=False)
-    identity.add_argument("--identity", required=True, metavar="ID", help="the user the sessions belong to")
-    identity.add_argument(
-        "--identity-key-env",
-        metavar="VAR",
-        help="environment variable holding the identity_key the application gives SessionStore, if any",
-    )
-    identity.add_argument(
-        "--collection",
-        default=None,
-        metavar="NAME",
-        help="the sessions collection (default fastmcp_sessions)",
-    )
+    identity = _identity_options(required=True)
 
-    sessions = commands.add_parser("sessions", parents=[common], help="list, show, delete client sessions")
+    sessions = commands.add_parser(
+        "sessions",
+        parents=[common],
+        help="list identities, FastMCP servers and their sessions; show, delete, purge one identity's",
+    )
     session_commands = sessions.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = session_commands.add_parser("list", parents=[common, identity], help="an identity's live sessions")
+    p = session_commands.add_parser(
+        "list",
+        parents=[common, _identity_options(required=False)],
+        help="an identity's live sessions; without --identity, every identity (digests) and FastMCP server",
+    )
+    p.add_argument(
+        "--server",
+        metavar="NAME",
+        help="the sessions of the FastMCP server that server_storage(..., server_name=NAME) serves",
+    )
     p.set_defaults(handler=_sessions_list)
     p = session_commands.add_parser("show", parents=[common, identity], help="one session in detail")
     p.add_argument("session_id", metavar="SESSION_ID")
@@ -71,7 +74,9 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     p = session_commands.add_parser("rm", parents=[common, identity], help="delete one session")
     p.add_argument("session_id", metavar="SESSION_ID")
     p.set_defaults(handler=_sessions_rm)
-    p = session_commands.add_parser("purge", parents=[common, identity], help="delete every session")
+    p = session_commands.add_parser(
+        "purge", parents=[common, identity], help="delete every session of one identity (--identity ID)"
+    )
     p.add_argument("--yes", action="store_true", help="confirm: delete every session of the identity")
     p.set_defaults(handler=_sessions_purge)
 
@@ -108,7 +113,11 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     p = token_commands.add_parser("revoke", parents=[common, identity], help="forget stored tokens")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--session", metavar="SESSION_ID", help="the tokens of this session")
-    which.add_argument("--server", metavar="URL", help="FastMCP OAuth(token_storage=) tokens for this server")
+    which.add_argument(
+        "--server",
+        metavar="URL",
+        help="the tokens of this server, named as tokens list shows it (name or URL)",
+    )
     which.add_argument("--all", action="store_true", help="every token of the identity")
     p.add_argument(
         "--client",
@@ -119,6 +128,28 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 # -- plumbing ----------------------------------------------------------------------------
+
+
+def _identity_options(*, required: bool) -> argparse.ArgumentParser:
+    identity = argparse.ArgumentParser(add_help=False)
+    identity.add_argument(
+        "--identity",
+        required=required,
+        metavar="ID",
+        help="the user the sessions belong to" + ("" if required else " (default: every identity)"),
+    )
+    identity.add_argument(
+        "--identity-key-env",
+        metavar="VAR",
+        help="environment variable holding the identity_key the application gives SessionStore, if any",
+    )
+    identity.add_argument(
+        "--collection",
+        default=None,
+        metavar="NAME",
+        help="the sessions collection (default fastmcp_sessions)",
+    )
+    return identity
 
 
 def _identity_key(args: argparse.Namespace, console: Console) -> str | None:
@@ -188,6 +219,20 @@ def _session_row(session: Any) -> dict[str, Any]:
 
 
 async def _sessions_list(console: Console, args: argparse.Namespace) -> Result:
+    if args.server is not None and args.identity is not None:
+        raise UsageError(
+            "give --identity (a client app's sessions) or --server (a FastMCP server's), not both"
+        )
+    if args.server is not None:
+        from fastmcp_sessions.cli.fleet import server_sessions
+
+        async with _store(console, args, read_only=True) as store:
+            return await server_sessions(store, args.server)
+    if args.identity is None:
+        from fastmcp_sessions.cli.fleet import everyone
+
+        async with _store(console, args, read_only=True) as store:
+            return await everyone(_session_store(store, console, args), store)
     async with _store(console, args, read_only=True) as store:
         sessions = await _session_store(store, console, args).list(args.identity)
     rows = [_session_row(s) for s in sessions]
@@ -342,6 +387,15 @@ async def _servers_rm(console: Console, args: argparse.Namespace) -> Result:
 # -- tokens ----------------------------------------------------------------------------
 
 
+def _names_server(given: str, name: str | None, url: str) -> bool:
+    """Whether ``--server`` names this server as ``tokens list`` shows it: its name, its URL (as
+    stored or as shown, with any password redacted), or a URL prefix of it."""
+    wanted = given.rstrip("/")
+    if name is not None and given == name:
+        return True
+    return any(u.rstrip("/") == wanted or u.startswith(wanted + "/") for u in (url, _server(url)))
+
+
 async def _fastmcp_tokens(view: Store) -> list[dict[str, Any]]:
     """Tokens FastMCP's client ``OAuth(token_storage=identity view)`` keeps: one per server URL."""
     rows = []
@@ -419,9 +473,15 @@ async def _tokens_revoke(console: Console, args: argparse.Namespace) -> Result:
     revoked: list[str] = []
     async with _store(console, args) as store:
         sessions_store = _session_store(store, console, args)
-        if args.session or args.all:
+        if args.session or args.all or args.server:
             sessions = await sessions_store.list(args.identity)
-            chosen = [s for s in sessions if args.all or s.session_id == args.session]
+            chosen = [
+                s
+                for s in sessions
+                if args.all
+                or s.session_id == args.session
+                or (args.server and _names_server(args.server, s.server_name, s.server_url))
+            ]
             if args.session and not chosen:
                 raise NotFoundError(
                     f"no live session {args.session!r} for identity {args.identity!r}; list them with: "
@@ -439,12 +499,12 @@ async def _tokens_revoke(console: Console, args: argparse.Namespace) -> Result:
                 k[: -len("/tokens")] for k in await view.keys(TOKEN_COLLECTION) if k.endswith("/tokens")
             ]
             if args.server:
-                wanted = args.server.rstrip("/")
-                prefixes = [p for p in prefixes if p.rstrip("/") == wanted or p.startswith(wanted + "/")]
-                if not prefixes:
+                prefixes = [p for p in prefixes if _names_server(args.server, None, p)]
+                if not prefixes and not revoked:
                     raise NotFoundError(
-                        f"no FastMCP OAuth tokens stored for {_server(args.server)} and identity "
-                        f"{args.identity!r}; list them with: fastmcp-sessions tokens list --identity ..."
+                        f"no stored tokens (of a session or of FastMCP's OAuth) for {_server(args.server)} "
+                        f"and identity {args.identity!r}; list them with: fastmcp-sessions tokens list "
+                        "--identity ..."
                     )
             for prefix in prefixes:
                 await view.delete(f"{prefix}/tokens", collection=TOKEN_COLLECTION)

@@ -41,6 +41,8 @@ VALUE: dict[str, Any] = {
     "refresh": None,
 }
 MANY = 10
+MIN_OPS = MANY + 1
+"""The fewest ``--ops``: the batch operations read ``MANY`` keys at a time from the ``--ops`` written."""
 """Keys per ``get_many`` call."""
 
 YIELD_EVERY = 256
@@ -188,8 +190,8 @@ def _operations(target: Any, collection: str, ops: int) -> dict[str, Op]:
 
 async def run_bench(console: Console, url_arg: str | None, *, ops: int = 500, rounds: int = 3) -> Result:
     """Benchmark the store ``url_arg`` (or the environment's) against py-key-value-aio's equivalent."""
-    if ops < MANY + 1 or rounds < 1:
-        raise UsageError(f"--ops must be at least {MANY + 1} and --rounds at least 1")
+    if ops < MIN_OPS or rounds < 1:
+        raise UsageError(f"--ops must be at least {MIN_OPS} and --rounds at least 1")
     url, reason = chosen_url(url_arg)
     console.redactor.add_url(url)
     collection = f"fastmcp-sessions-bench-{uuid.uuid4().hex[:8]}"

@@ -63,6 +63,7 @@ class Report:
     fingerprints: list[str] = field(default_factory=list)
     files: list[FileInfo] = field(default_factory=list)
     findings: list[tuple[Level, str]] = field(default_factory=list)
+    key_missing: bool = False
 
     def add(self, level: Level, message: str) -> None:
         """Record a finding."""
@@ -160,7 +161,7 @@ async def _diagnose_disk(report: Report, url: str | None) -> None:
             )
         return
     if not keys_ok:
-        report.reachable = False
+        report.key_missing = True  # the database is there; without a key it is not opened at all
         return
     await _probe(report, url)
 
@@ -237,7 +238,9 @@ async def _diagnose_server(report: Report, url: str, scheme: str) -> None:
         keyring = _network_keyring(report, url)
     else:
         report.add(
-            "info", "values are stored unencrypted on the server; add ?encryption=true to encrypt them"
+            "warning",
+            "values are stored unencrypted on the server (OAuth tokens and session state readable by anyone "
+            "with access to it); add ?encryption=true and set FASTMCP_SESSIONS_KEYS to encrypt them",
         )
     _check_modes(report)
     if scheme in ("postgresql", "postgres"):
@@ -547,7 +550,9 @@ def _result(report: Report, *, strict: bool) -> Result:
         "findings": [{"level": level, "message": message} for level, message in report.findings],
         "telemetry": telemetry.status(),
     }
-    if report.reachable is None:
+    if report.key_missing:
+        reachable = "not checked (the key is missing)"
+    elif report.reachable is None:
         reachable = "not checked (nothing to open yet)"
     elif report.reachable and report.latency_ms is not None:
         reachable = f"yes, round trip {report.latency_ms:.2f} ms (median of {PROBES} reads)"

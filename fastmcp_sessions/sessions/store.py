@@ -36,6 +36,7 @@ longest-lived session, so an identity with no live session leaves nothing behind
 
 from __future__ import annotations
 
+import builtins
 import enum
 import re
 import secrets
@@ -342,6 +343,24 @@ class SessionStore:
         sessions = await self._read(identity)
         items = sorted(sessions.items(), key=lambda item: float(item[1].get("created", 0)))
         return [_to_session(identity, sid, record) for sid, record in items]
+
+    async def identities(self) -> dict[str, builtins.list[Session]]:
+        """Every identity with live sessions, by digest: ``{digest: its sessions, oldest first}``.
+
+        Identities are stored only as digests, so each ``Session.identity`` here is the
+        digest; ``list(identity)`` with the identity itself gives the same sessions. One
+        read per identity: for operators, not for a request path.
+        """
+        now = time.time()
+        found: dict[str, builtins.list[Session]] = {}
+        for key in await self.store.keys(self.collection):
+            if not key.startswith("u:"):
+                continue
+            sessions = self._live(await self.store.get(key, collection=self.collection), now)
+            items = sorted(sessions.items(), key=lambda item: float(item[1].get("created", 0)))
+            if items:
+                found[key[2:]] = [_to_session(key[2:], sid, record) for sid, record in items]
+        return found
 
     @telemetry.traced("fastmcp_sessions.session.count")
     async def count(self, identity: str) -> int:

@@ -48,6 +48,7 @@ from fastmcp_sessions.encryption import (
     JsonCodec,
     Keyring,
     ValueCodec,
+    key_file_path,
     load_keyring,
     make_private_dir,
 )
@@ -304,7 +305,7 @@ class DiskStore(Store):
         self._check_codec(meta)
         if self.encryption and self.keyring is None:
             # An existing database never gets a new key: a missing key file is an error.
-            self._load_keys(create=False)
+            self._load_keys(create=False, encrypted_data=f"the database {path}")
         self._check_key(meta)
         self._verify(self._slow)
         if self.offload == "auto":
@@ -314,11 +315,20 @@ class DiskStore(Store):
         if self.create and not marker.exists():
             _write_marker(marker, meta.get("store_id", ""))
 
-    def _load_keys(self, *, create: bool) -> None:
+    @property
+    def key_file(self) -> Path:
+        """The key file this store reads when its keys come from neither ``keys=`` nor the environment."""
+        return key_file_path(self.app_name, self._key_file)
+
+    def _load_keys(self, *, create: bool, encrypted_data: str | None = None) -> None:
         if not self.encryption:
             return
         self.keyring = load_keyring(
-            self._configured_keys, app_name=self.app_name, key_file=self._key_file, create=create
+            self._configured_keys,
+            app_name=self.app_name,
+            key_file=self._key_file,
+            create=create,
+            encrypted_data=encrypted_data,
         )
         self._codec = FernetCodec(self.keyring)
         # Rotation runs on the worker thread: it gets its own codec (the cache is not shared).

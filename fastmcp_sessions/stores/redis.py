@@ -63,6 +63,7 @@ try:
         AuthenticationWrongNumberOfArgsError,
         AuthorizationError,
         ClusterDownError,
+        InvalidResponse,
         MaxConnectionsError,
         NoPermissionError,
         NoScriptError,
@@ -624,6 +625,12 @@ class RedisStore(Store):
             )
         if isinstance(exc, _DRIVER_ERRORS):
             return self._connection_error(exc)
+        if isinstance(exc, InvalidResponse):
+            # Replies that are not RESP at all come from a peer that is not Redis: no version hint.
+            return StoreConnectionError(
+                f"{self!r}: the server at this address does not speak the Redis protocol (it answered "
+                f"{str(exc).partition(': ')[2][:60]}); check the host and port in the URL"
+            )
         return KeyValueOperationError(
             f"{self!r}: Redis refused a command{where} ({type(exc).__name__}: {exc}); check the server's "
             "version (Redis >= 6.2 is supported) and log"

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastmcp import Client, Context, FastMCP
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from fastmcp_sessions import Keyring, open_store
+from fastmcp_sessions.fastmcp import server_storage
 from fastmcp_sessions.sessions import ServerRegistry, SessionStore
 from tests._support.cli_runner import CliRunner, assert_one_line_error
 
@@ -181,3 +183,62 @@ def test_server_url_credentials_are_redacted(cli: CliRunner, url: str) -> None:
     for run in (result, listed):
         assert "pa55word-xyz" not in run.all
     assert "***" in listed.out
+
+
+def test_tokens_revoke_server_accepts_what_tokens_list_shows(cli: CliRunner, url: str) -> None:
+    seed(url)
+    rows = cli("tokens", "list", "--identity", USER, "--json").json()["tokens"]
+    assert {r["source"] for r in rows} == {"session", "fastmcp OAuth"}
+    for row in rows:
+        # A session's tokens are listed under its server's name or URL: --server takes that as well.
+        revoked = cli("tokens", "revoke", "--identity", USER, "--server", row["server"])
+        assert revoked.code == 0, revoked.all
+    assert cli("tokens", "list", "--identity", USER, "--json").json()["tokens"] == []
+
+
+def test_sessions_list_for_fleets(cli: CliRunner, url: str) -> None:
+    seed(url)
+
+    async def serve() -> None:
+        storage = server_storage(url, server_name="notes")
+        mcp = FastMCP("notes", **storage.kwargs())
+
+        @mcp.tool
+        async def remember(text: str, ctx: Context) -> str:
+            await ctx.set_state("last", text)
+            return text
+
+        async with Client(mcp) as client:
+            await client.call_tool("remember", {"text": "hello"})
+        await storage.close()
+
+    asyncio.run(serve())
+
+    everyone = cli("sessions", "list", "--json")
+    assert everyone.code == 0, everyone.all
+    people = everyone.json()["identities"]
+    assert sorted(p["sessions"] for p in people) == [1, 2], "alice's two sessions and bob's one"
+    assert all(len(p["identity_digest"]) == 64 for p in people), "identities only as digests"
+    assert everyone.json()["servers"] == [{"server": "notes", "sessions": 1}]
+    assert USER not in everyone.all and "bob" not in everyone.all
+
+    notes = cli("sessions", "list", "--server", "notes", "--json")
+    assert notes.code == 0, notes.all
+    [row] = notes.json()["sessions"]
+    assert row["kind"] == "request state" and row["keys"] == 1
+    assert "hello" not in notes.all, "names and counts only, never a value"
+    missing = cli("sessions", "list", "--server", "nope")
+    assert_one_line_error(missing, missing.code)
+    assert "servers found: notes" in missing.err
+
+
+def test_top_help_tells_what_purge_needs(cli: CliRunner) -> None:
+    import contextlib
+    import io
+
+    from fastmcp_sessions.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        main(["sessions", "--help"])
+    assert "delete every session of one identity (--identity ID)" in " ".join(out.getvalue().split())

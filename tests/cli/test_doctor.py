@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +131,48 @@ def test_reachable_redis_on_loopback(cli: CliRunner, redis_server: Any) -> None:
     assert result.code == 0, result.all
     report = result.json()
     assert report["reachable"] is True and report["backend"] == "RedisStore"
-    assert findings(result, "warning") == []
+    [plaintext] = findings(result, "warning")
+    assert "unencrypted on the server" in plaintext and "?encryption=true" in plaintext
+    # --strict is the deployment check docs/fastmcp.md promises: an unencrypted store fails it.
+    assert_one_line_error(cli("doctor", "--strict", "--url", redis_server.url), 1)
+
+
+def _connects(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_a_peer_that_is_not_redis_is_named_so(cli: CliRunner) -> None:
+
+    port = free_port()
+    # A real TCP server in its own process that answers every command like an HTTP server.
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket, sys\n"
+            "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
+            "while True:\n"
+            "    c, _ = s.accept()\n"
+            "    while c.recv(4096):\n"
+            "        c.sendall(b'HTTP/1.1 400 Bad Request\\r\\n\\r\\n')\n",
+            str(port),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _connects(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        result = cli("doctor", "--url", f"redis://127.0.0.1:{port}/0")
+    finally:
+        server.kill()
+        server.wait()
+    assert_one_line_error(result, 1)
+    assert "does not speak the Redis protocol" in result.out and "host and port" in result.out
+    assert "Redis >= 6.2" not in result.out
 
 
 @pytest.mark.parametrize(
@@ -198,6 +243,8 @@ def test_key_mismatch_across_replicas_is_an_error(
     rotating = cli("doctor", "--url", url, "--json")
     assert rotating.code == 0, rotating.all
     assert any("starts a rotation" in m for m in findings(rotating, "info"))
+
+
 def test_doctor_reports_whether_telemetry_records(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer doctor-SECRET-header")
     result = cli("doctor", "--url", "memory://", "--json")

@@ -70,7 +70,9 @@ def test_copies_every_collection_with_remaining_ttl(cli: CliRunner, src: str, tm
         if ttl is None:
             assert new_ttl is None
         else:
-            assert new_ttl is not None and ttl - 30 < new_ttl <= ttl + 1.0  # the copy may outlive the source by one batch write
+            assert (
+                new_ttl is not None and ttl - 30 < new_ttl <= ttl + 1.0
+            )  # the copy may outlive the source by one batch write
     assert "migrate:" in result.err  # progress on stderr, plain lines (not a TTY)
     assert "\r" not in result.err
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import pytest
 
 from fastmcp_sessions import Keyring, open_store
 from fastmcp_sessions.cli._common import Progress
-from tests._support.cli_runner import CliRunner, assert_one_line_error
+from tests._support.cli_runner import CliRunner, assert_one_line_error, run_subprocess
 
 OLD, NEW = Keyring.generate_key(), Keyring.generate_key()
 
@@ -156,3 +159,91 @@ def test_rotation_of_an_encrypted_redis_store_with_the_default_batch_size(
     assert result.json()["rewritten"] == 1200
     monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", NEW)
     assert read_all(url) == before
+
+
+# -- keys from the key file, and the OAuth keyring ------------------------------------------------
+
+
+def _db_under(path: Path, key: str) -> tuple[int, int]:
+    keyring = Keyring([key])
+    with sqlite3.connect(path) as conn:
+        tokens = [bytes(v) for (v,) in conn.execute("SELECT value FROM entries")]
+    return sum(keyring.is_current(t) for t in tokens), len(tokens)
+
+
+def test_rotation_of_the_key_file_keeps_a_key_file_only_server_reading(tmp_path: Path) -> None:
+    from fastmcp_sessions.encryption import default_key_file, read_key_file
+    from tests._support.key_scripts import READ_BACK, WRITE, run_python
+
+    path = tmp_path / "notes.sqlite3"
+    url = f"disk://{path}"
+    assert run_python(WRITE, url=url).returncode == 0
+    key_file = default_key_file("fastmcp")
+    [old] = read_key_file(key_file)
+
+    first = run_subprocess("rotate-key", "--url", url, "--new-key")
+    assert first.code == 0, first.all
+    new, kept = read_key_file(key_file)
+    assert kept == old and new != old, "the new key first, the old one kept until the rotation is done"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert "the OAuth proxy storage of notes is rotated as well" in first.out
+    assert f"fastmcp-sessions rotate-key --url {url} --drop-old" in first.out
+    assert _db_under(path, new) == (_db_under(path, new)[1], _db_under(path, new)[1])
+    # A server started from the key file alone (as Claude Desktop starts it) reads everything.
+    assert run_python(READ_BACK, url=url).stdout.strip() == "{'n': 1} {'id': 'client'}"
+
+    second = run_subprocess("rotate-key", "--url", url, "--drop-old")
+    assert second.code == 0, second.all
+    assert read_key_file(key_file) == [new]
+    assert "holds the newest key only; the older keys are dropped from it" in second.out
+    assert run_python(READ_BACK, url=url).stdout.strip() == "{'n': 1} {'id': 'client'}"
+    doctor = run_subprocess("doctor", "--url", url)
+    assert doctor.code == 0, doctor.all
+    for secret in (old, new):
+        assert secret not in first.all + second.all + doctor.all
+
+
+def test_env_keys_over_a_key_file_are_refused_with_the_command_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastmcp_sessions.encryption import default_key_file, read_key_file
+    from tests._support.key_scripts import READ_BACK, WRITE, run_python
+
+    url = f"disk://{tmp_path / 'notes.sqlite3'}"
+    assert run_python(WRITE, url=url).returncode == 0
+    [old] = read_key_file(default_key_file("fastmcp"))
+    refused = run_subprocess("rotate-key", "--url", url, env={"FASTMCP_SESSIONS_KEYS": f"{NEW},{old}"})
+    assert_one_line_error(refused, 1)
+    command = f"env -u FASTMCP_SESSIONS_KEYS fastmcp-sessions rotate-key --url {url} --new-key"
+    assert command in refused.err
+    assert read_key_file(default_key_file("fastmcp")) == [old], "nothing changed"
+    # The command it names, run by a shell as copied, does the job.
+    env = {**os.environ, "FASTMCP_SESSIONS_KEYS": f"{NEW},{old}"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    done = subprocess.run(command, shell=True, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert read_key_file(default_key_file("fastmcp"))[1] == old
+    assert run_python(READ_BACK, url=url).stdout.strip() == "{'n': 1} {'id': 'client'}"
+
+
+def test_rotation_of_the_oauth_keys_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastmcp_sessions.encryption import default_key_file
+    from tests._support.key_scripts import READ_BACK, WRITE, run_python
+
+    url = f"disk://{tmp_path / 'notes.sqlite3'}"
+    oauth_old, oauth_new = Keyring.generate_key(), Keyring.generate_key()
+    monkeypatch.setenv("FASTMCP_SESSIONS_KEYS", OLD)
+    monkeypatch.setenv("FASTMCP_SESSIONS_OAUTH_KEYS", oauth_old)
+    assert run_python(WRITE, url=url).returncode == 0
+    monkeypatch.setenv("FASTMCP_SESSIONS_OAUTH_KEYS", oauth_new)
+    assert "KeyMismatchError" in run_python(READ_BACK, url=url).stderr, "the new key alone cannot read yet"
+
+    monkeypatch.setenv("FASTMCP_SESSIONS_OAUTH_KEYS", f"{oauth_new},{oauth_old}")
+    rotated = run_subprocess("rotate-key", "--url", url, "--json")
+    assert rotated.code == 0, rotated.all
+    assert rotated.json()["oauth_servers"] == ["notes"]
+    monkeypatch.setenv("FASTMCP_SESSIONS_OAUTH_KEYS", oauth_new)
+    assert run_python(READ_BACK, url=url).stdout.strip() == "{'n': 1} {'id': 'client'}"
+    assert not default_key_file("fastmcp").exists()

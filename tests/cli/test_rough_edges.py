@@ -266,3 +266,21 @@ def test_bench_without_an_equivalent_says_why(cli: CliRunner, monkeypatch: pytes
     report = result.json()
     assert report["peer"] is None and "not installed" in report["peer_note"]
     assert all(r["ratio"] is None and r["store_ops_per_sec"] > 0 for r in report["results"])
+
+
+def test_bench_ops_minimum_is_the_one_help_states(cli: CliRunner) -> None:
+    import contextlib
+    import io
+    import re
+
+    from fastmcp_sessions.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        main(["bench", "--help"])
+    [stated] = re.findall(
+        r"--ops N operations per round \(500; at least (\d+)\)", " ".join(out.getvalue().split())
+    )
+    refused = cli("bench", "--ops", "0")
+    assert_one_line_error(refused, 2)
+    assert f"--ops must be at least {stated}" in refused.err

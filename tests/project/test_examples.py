@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from fastmcp import Client
 
 from fastmcp_sessions import Keyring, open_store
 from fastmcp_sessions.stores.namespaced import NamespacedStore
@@ -139,7 +140,10 @@ def test_cloud_server_replicas_share_state_and_cache(cloud: tuple[str, str]) -> 
             names = await store.collections()
             # The cache's own view decodes its collection names (namespaces escape "/" as %2F).
             cache_view = NamespacedStore(store, f"fastmcp/{name}/cache")
-            sizes = {f"fastmcp/{name}/cache/{c}": len(await cache_view.keys(c)) for c in await cache_view.collections()}
+            sizes = {
+                f"fastmcp/{name}/cache/{c}": len(await cache_view.keys(c))
+                for c in await cache_view.collections()
+            }
             return names, sizes
         finally:
             await store.close()
@@ -285,3 +289,34 @@ def test_client_app_tokens_live_in_the_session(tmp_path: Path, monkeypatch: pyte
     )
     assert cli.returncode == 0, cli.stderr
     assert "session" in cli.stdout and access not in cli.stdout + cli.stderr
+
+
+def test_a_listening_client_hears_a_change_made_on_another_replica(cloud: tuple[str, str]) -> None:
+    """examples/listen_client.py on replica A hears notes://board change when replica B announces."""
+    redis_url, name = cloud
+    a, b = CloudServer(redis_url, name), CloudServer(redis_url, name)
+    listener = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "listen_client.py")],
+        env=env(MCP_URL=a.url, EVENTS="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None
+        assert listener.stdout.readline().startswith("listening to"), "acknowledged before the change"
+
+        async def announce() -> None:
+            async with Client(b.url) as client:
+                await client.call_tool("announce", {"message": "hello"})
+
+        asyncio.run(announce())
+        out, err = listener.communicate(timeout=30)
+        assert listener.returncode == 0, err
+        assert "event: ResourceUpdated(uri='notes://board')" in out
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.communicate()
+        a.stop()
+        b.stop()
