@@ -36,8 +36,9 @@ from fastmcp_sessions.errors import (
     SerializationError,
     StoreConnectionError,
 )
-from fastmcp_sessions.stores._pipelining import _Link
+from fastmcp_sessions.stores.namespaced import NamespacedStore
 from fastmcp_sessions.stores.redis import RedisStore
+from fastmcp_sessions.stores.redis.pipelining import _Link
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -105,8 +106,10 @@ async def test_key_layout_is_the_documented_one(redis_server: RedisServer, raw: 
     async with RedisStore(redis_server.url, namespace=ns) as s:
         assert s.redis_key("s1:foo", collection="fastmcp_state") == f"{ns}:{{fastmcp_state}}:s1:foo"
         assert s.redis_key("k", collection="tools/list") == f"{ns}:{{tools/list}}:k"
-        # % { } and : are percent-escaped in the collection; the key is kept as it is
-        assert s.redis_key("{x}:*", collection="a:b{c}%") == f"{ns}:{{a%3Ab%7Bc%7D%25}}:{{x}}:*"
+        # { } and : are percent-escaped in the collection, and % only where it would read as
+        # one of those escapes; the key is kept as it is
+        assert s.redis_key("{x}:*", collection="a:b{c}%") == f"{ns}:{{a%3Ab%7Bc%7D%}}:{{x}}:*"
+        assert s.redis_key("k", collection="%7D%3A%25%2F") == f"{ns}:{{%257D%253A%2525%2F}}:k"
         await s.put("k", {"v": 1}, collection="c")
         stored = await raw.get(f"{ns}:{{c}}:k")
         assert stored is not None and stored.startswith(b"fms1:")
@@ -116,7 +119,22 @@ async def test_key_layout_is_the_documented_one(redis_server: RedisServer, raw: 
         entry = await s.get_versioned("k", collection="c")
         assert entry is not None and entry.version == version
     async with RedisStore(redis_server.url, namespace=ns, colocate=False) as spread:
-        assert spread.redis_key("{x}:*", collection="a:b{c}%") == f"{ns}:{{}}:a%3Ab%7Bc%7D%25:{{x}}:*"
+        assert spread.redis_key("{x}:*", collection="a:b{c}%") == f"{ns}:{{}}:a%3Ab%7Bc%7D%:{{x}}:*"
+
+
+async def test_a_namespaced_collection_is_escaped_once(
+    redis_server: RedisServer, raw: Redis, ns: str
+) -> None:
+    # A view writes "/" in its collections as "%2F"; the store keeps that spelling, so a
+    # FastMCP cache collection reads in Redis as it does in the view's docs.
+    async with RedisStore(redis_server.url, namespace=ns) as s:
+        view = NamespacedStore(s, "fastmcp/notes-cloud/cache")
+        await view.put("k", {"v": 1}, collection="tools/list")
+        names = sorted([n.decode() async for n in raw.scan_iter(match=f"{ns}:*")])
+        assert names == [f"{ns}:{{fastmcp/notes-cloud/cache/tools%2Flist}}:k"]
+        assert await view.keys("tools/list") == ["k"]
+        assert await s.collections() == ["fastmcp/notes-cloud/cache/tools%2Flist"]
+        assert await view.get("k", collection="tools/list") == {"v": 1}
 
 
 async def test_a_collection_is_one_hash_slot_unless_spread(redis_server: RedisServer, ns: str) -> None:
@@ -211,7 +229,7 @@ async def test_keys_outside_the_namespace_are_never_touched(
         f"{ns}:{{c}}": b"no key part",
         f"{ns}:c:k": b"no hash tag",
         f"{ns}:{{}}:c:k": b"the spread layout, while this store colocates",
-        f"{ns}:{{c%3}}:k": b"bad escape",
+        f"{ns}:{{c%25x}}:k": b"an escape the store never writes",
         "c:k": b"no namespace",
     }
     await raw.mset(foreign)

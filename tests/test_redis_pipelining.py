@@ -22,8 +22,8 @@ from servers import RedisServer
 
 from fastmcp_sessions import open_store
 from fastmcp_sessions.errors import DeserializationError, StoreConnectionError
-from fastmcp_sessions.stores._pipelining import ClusterPipeline, _Link
 from fastmcp_sessions.stores.redis import RedisStore
+from fastmcp_sessions.stores.redis.pipelining import ClusterPipeline, _Link
 
 pytestmark = pytest.mark.timeout(180)
 
