@@ -8,6 +8,7 @@ package, one module per job:
 - ``encoding.py``: key layout, value format, ``glob_escape``;
 - ``scripts.py`` and ``scripts/*.lua``: the Lua scripts, read once;
 - ``pipelining.py``: automatic pipelining, one connection per server or node;
+- ``plain.py``: commands through redis-py's own pool (``pipelining=False``, the fallback);
 - ``errors.py``: redis-py errors to typed errors with advice;
 - ``_seam.py``: every use of a redis-py internal, checked at first use.
 

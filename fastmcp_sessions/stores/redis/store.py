@@ -14,9 +14,7 @@ store's own prefix.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, SupportsFloat
@@ -51,20 +49,17 @@ try:
     from redis.crc import key_slot
     from redis.exceptions import NoScriptError, ResponseError
     from redis.exceptions import ReadOnlyError as RedisReadOnlyError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from fastmcp_sessions.stores.redis import _seam, connection
     from fastmcp_sessions.stores.redis import errors as redis_errors
     from fastmcp_sessions.stores.redis.pipelining import ClusterPipeline, NodePipeline
+    from fastmcp_sessions.stores.redis.plain import RAW, PlainCommands
 
     _REDIS_ERRORS: tuple[type[BaseException], ...] = redis_errors.REDIS_ERRORS
-    _RAW = _seam.raw_options()  # bytes back whatever decode_responses says
-    _SET_GET = _seam.raw_options(get=True)
     _HAVE_REDIS = True
 except ImportError as exc:  # the module must import without redis-py: the registry loads it lazily
     _DRIVER.failed(exc)
     _REDIS_ERRORS = ()
-    _RAW = _SET_GET = {}
     _HAVE_REDIS = False
 
 logger = logging.getLogger("fastmcp_sessions")
@@ -222,7 +217,10 @@ class RedisStore(Store):
         self._cluster = isinstance(self._client, RedisCluster)
         if self._cluster and wait_replicas and not self.pipelining:
             raise StoreOptionError("wait_replicas on Redis Cluster needs pipelining (drop pipelining=false)")
-        self._deadline = 2 * self.timeout
+        self._plain = PlainCommands(
+            self._client, self.timeout, max_connections or connection.pool_size(self._client)
+        )
+        self._gate = self._plain.gate
         # Every command goes through _send (one command) or _send_all (a batch, one write
         # per node), each command paired with the key that routes it on a cluster.
         self._node: NodePipeline | None = None
@@ -237,12 +235,7 @@ class RedisStore(Store):
             self._node = NodePipeline(make, self._where, self.timeout)
             self._send, self._send_all = self._node.send, self._node.send_all
         else:
-            self._send, self._send_all = self._direct_send, self._direct_send_all
-        self._gate = asyncio.Semaphore(max_connections or connection.pool_size(self._client))
-        # redis-py's async RedisCluster routes commands issued before its first initialize()
-        # to a random node (MOVED storms that close other tasks' connections), so the store
-        # initializes it once before its first command.
-        self._pending_init = self._cluster
+            self._send, self._send_all = self._plain.send, self._plain.send_all
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -289,59 +282,6 @@ class RedisStore(Store):
         return [indices[s : s + _CHUNK] for s in range(0, len(indices), _CHUNK)]
 
     # -- running commands ------------------------------------------------------------------
-
-    async def _direct_send(self, args: tuple[Any, ...], key: str | None = None) -> Any:
-        """One command on a connection of redis-py's pool (``pipelining=False``)."""
-        options = _SET_GET if args[0] == "SET" and args[-1] == "GET" else _RAW
-        await self._enter_gate()
-        try:
-            if self._cluster:
-                return await self._bounded(self._client.execute_command(*args, **options))
-            return await self._client.execute_command(*args, **options)
-        finally:
-            self._gate.release()
-
-    async def _direct_send_all(self, commands: list[tuple[tuple[Any, ...], Any]]) -> list[Any]:
-        """A batch as one redis-py pipeline (``pipelining=False``)."""
-        if len(commands) == 1:
-            return [await self._direct_send(*commands[0])]
-        await self._enter_gate()
-        try:
-            pipe = self._client.pipeline(transaction=False)
-            for args, _ in commands:
-                pipe.execute_command(*args, **_RAW)
-            results: list[Any] = await (self._bounded(pipe.execute()) if self._cluster else pipe.execute())
-            return results
-        finally:
-            self._gate.release()
-
-    async def _enter_gate(self) -> None:
-        # Without pipelining at most max_connections commands run at once; the rest wait their
-        # turn (redis-py's own pool would raise MaxConnectionsError instead).
-        if not self._gate.locked():
-            await self._gate.acquire()
-            return
-        try:
-            await asyncio.wait_for(self._gate.acquire(), self.timeout)
-        except TimeoutError:
-            raise redis_errors.NoFreeConnection(f"no connection came free within {self.timeout:g}s") from None
-
-    async def _bounded(self, awaitable: Awaitable[Any]) -> Any:
-        """Await a cluster operation, at most ``2 * timeout`` seconds in all."""
-        deadline = asyncio.timeout(self._deadline)
-        try:
-            async with deadline:
-                if self._pending_init:
-                    assert isinstance(self._client, RedisCluster)
-                    await self._client.initialize()
-                    self._pending_init = False
-                return await awaitable
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            if inspect.iscoroutine(awaitable):
-                awaitable.close()  # not started when initialize() used up the time
-            raise RedisTimeoutError(f"the cluster did not answer within {self._deadline:g}s") from None
 
     # -- errors: the hooks of Store._call -----------------------------------------------
 
@@ -636,7 +576,7 @@ class RedisStore(Store):
             await self._router.ready()
             nodes: list[Any] = list(self._router.client.get_primaries())
         elif isinstance(self._client, RedisCluster):
-            await self._direct_send(("PING",))  # initializes the client and refreshes a stale slot map
+            await self._plain.send(("PING",))  # initializes the client and refreshes a stale slot map
             nodes = list(self._client.get_primaries())
         else:
             nodes = [None]
@@ -649,8 +589,8 @@ class RedisStore(Store):
                 elif self._router is not None:
                     cursor, names = await self._router.pipe(node).send(args)
                 else:
-                    cursor, names = await self._bounded(
-                        self._client.execute_command(*args, target_nodes=node, **_RAW)
+                    cursor, names = await self._plain.bounded(
+                        self._client.execute_command(*args, target_nodes=node, **RAW)
                     )
                 if isinstance(cursor, dict):  # a cluster answers {node name: cursor}
                     cursor = next(iter(cursor.values()))
