@@ -35,6 +35,7 @@ from fastmcp_sessions.errors import (
     KeyValueOperationError,
     SerializationError,
     StoreConnectionError,
+    StoreOptionError,
 )
 from fastmcp_sessions.stores.namespaced import NamespacedStore
 from fastmcp_sessions.stores.redis import RedisStore
@@ -399,18 +400,33 @@ def _is_redis_store(store: object) -> bool:
 
 
 def test_bad_urls_and_options_say_what_is_wrong() -> None:
-    with pytest.raises(ValueError, match="does not take the option 'nope'"):
+    with pytest.raises(StoreOptionError, match="does not take the option 'nope'") as info:
         RedisStore.from_url("redis://localhost/0?nope=1")
-    with pytest.raises(ValueError, match="database number"):
+    assert "namespace" in str(info.value) and "encryption" in str(info.value)
+    with pytest.raises(StoreOptionError, match=r"does not take the option 'nope'.*encryption"):
+        open_store("redis://localhost/0?nope=1")
+    with pytest.raises(StoreOptionError, match="option timeout"):
+        RedisStore.from_url("redis://localhost/0?timeout=soon")
+    with pytest.raises(StoreOptionError, match="database number"):
         RedisStore("redis://localhost/abc")
-    with pytest.raises(ValueError, match="database 0"):
+    with pytest.raises(StoreOptionError, match="database 0"):
         RedisStore("redis+cluster://h1:1,h2:2/3")
-    with pytest.raises(ValueError, match="rediss://"):
+    with pytest.raises(StoreOptionError, match="bad port"):
+        RedisStore("redis://localhost:http")
+    with pytest.raises(StoreOptionError, match="rediss://"):
         RedisStore("redis://localhost", ssl_ca_certs="/ca.pem")
-    with pytest.raises(ValueError, match="timeout"):
+    with pytest.raises(StoreOptionError, match="timeout"):
         RedisStore("redis://localhost", timeout=0)
-    with pytest.raises(ValueError, match="unix:///path"):
+    with pytest.raises(StoreOptionError, match="wait_replicas"):
+        RedisStore("redis://localhost", wait_replicas=-1)
+    with pytest.raises(StoreOptionError, match="max_connections"):
+        RedisStore("redis://localhost", max_connections=0)
+    with pytest.raises(StoreOptionError, match="unix:///path"):
         RedisStore("unix://")
+    with pytest.raises(StoreOptionError, match="start with redis://"):
+        RedisStore("http://localhost")
+    with pytest.raises(StoreOptionError, match="but db=2"):
+        RedisStore("redis://localhost/1", db=2)
 
 
 def test_the_module_imports_without_redis_py_and_says_how_to_install_it() -> None:
