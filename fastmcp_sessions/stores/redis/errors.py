@@ -30,6 +30,7 @@ from fastmcp_sessions.errors import (
     DeserializationError,
     KeyValueOperationError,
     StoreConnectionError,
+    key_ref,
 )
 
 
@@ -54,40 +55,63 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterExcepti
 """Every error redis-py raises: the store's ``driver_errors``."""
 
 
+_NOTE = "fastmcp_sessions_redis_key"
+
+
+def note(exc: BaseException, name: Any, single: bool = True) -> None:
+    """Remember on ``exc`` which Redis key it is about (one entry, or a batch of the
+    collection), so that its message can say where without naming the key itself."""
+    setattr(exc, _NOTE, (name, single))
+
+
+def _where(store: Any, exc: BaseException) -> str:
+    noted = getattr(exc, _NOTE, None)
+    if noted is None or not isinstance(noted[0], str):
+        return ""
+    parsed = store.key_layout.split(noted[0])
+    if parsed is None:
+        return ""
+    collection, key = parsed
+    return (
+        f" (collection {collection!r}, key {key_ref(key)})" if noted[1] else f" (collection {collection!r})"
+    )
+
+
 def translate(store: Any, exc: BaseException) -> BaseKeyValueError:
     """The typed error to raise for the redis-py error ``exc`` of ``store``."""
     text = str(exc)
+    where = _where(store, exc)
     if isinstance(exc, ResponseError) and text.startswith("WRONGTYPE"):
         return DeserializationError(
-            "a Redis key of this store holds a Redis type other than a string, so it is not "
+            f"a Redis key of this store{where} holds a Redis type other than a string, so it is not "
             "fastmcp-sessions data; another program wrote it. Delete it, or give this store its own "
             "namespace="
         )
     if isinstance(exc, ResponseError) and "invalid bulk length" in text:
         return KeyValueOperationError(
-            f"{store!r}: the entry is larger than the server accepts (its proto-max-bulk-len); "
+            f"{store!r}: the entry{where} is larger than the server accepts (its proto-max-bulk-len); "
             "keep entries smaller, or raise proto-max-bulk-len on the server"
         )
     if isinstance(exc, NoPermissionError):
         return KeyValueOperationError(
-            f"{store!r}: the Redis ACL user may not run this command ({exc}); grant it "
+            f"{store!r}: the Redis ACL user may not run this command{where} ({exc}); grant it "
             f"~{store.namespace}:* with +@read +@write +@keyspace +@scripting (see docs/redis.md)"
         )
     if isinstance(exc, OutOfMemoryError):
         return KeyValueOperationError(
-            f"{store!r}: Redis is out of memory and refused the write ({exc}); raise maxmemory, "
+            f"{store!r}: Redis is out of memory and refused the write{where} ({exc}); raise maxmemory, "
             "or use an eviction policy such as volatile-lru"
         )
     if isinstance(exc, RedisReadOnlyError) and store.follows_sentinel:
         return connection_error(store, exc)  # a failover: the next connection asks Sentinel again
     if isinstance(exc, RedisReadOnlyError):
         return KeyValueOperationError(
-            f"{store!r}: the server is a read-only replica; point the URL at the primary"
+            f"{store!r}: the server is a read-only replica{where}; point the URL at the primary"
         )
     if isinstance(exc, UNREACHABLE):
         return connection_error(store, exc)
     return KeyValueOperationError(
-        f"{store!r}: Redis refused a command ({type(exc).__name__}: {exc}); check the server's "
+        f"{store!r}: Redis refused a command{where} ({type(exc).__name__}: {exc}); check the server's "
         "version (Redis >= 6.2 is supported) and log"
     )
 

@@ -44,13 +44,15 @@ _DRIVER = Driver(
     "RedisStore", "redis", Requirement("redis", "5.3.1", label="redis-py"), note=" (optionally with hiredis)"
 )
 try:
+    # connection first: its imports are the ones an old or broken redis-py fails on.
+    from fastmcp_sessions.stores.redis import connection  # isort: skip
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
     from redis.crc import key_slot
     from redis.exceptions import NoScriptError, ResponseError
     from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 
-    from fastmcp_sessions.stores.redis import _seam, connection
+    from fastmcp_sessions.stores.redis import _seam
     from fastmcp_sessions.stores.redis import errors as redis_errors
     from fastmcp_sessions.stores.redis.pipelining import ClusterPipeline, NodePipeline
     from fastmcp_sessions.stores.redis.plain import RAW, PlainCommands
@@ -261,6 +263,11 @@ class RedisStore(Store):
         """The redis-py client this store uses (``Redis`` or ``RedisCluster``)."""
         return self._client
 
+    @property
+    def key_layout(self) -> KeyLayout:
+        """How this store names its Redis keys (prefixes, and the way back from a name)."""
+        return self._layout
+
     def redis_key(self, key: str, *, collection: str | None = None) -> str:
         """The Redis key that holds ``key`` of ``collection`` (for inspection and tooling)."""
         c = self.default_collection if collection is None else check_collection(collection)
@@ -303,8 +310,10 @@ class RedisStore(Store):
             self._node.reset()
         return False
 
-    def _failed(self, exc: BaseException) -> BaseKeyValueError:
-        """What the hot paths (which skip ``_call`` for speed) raise for ``exc``: the same."""
+    def _failed(self, exc: BaseException, name: str, single: bool = True) -> BaseKeyValueError:
+        """What the hot paths (which skip ``_call`` for speed) raise for ``exc`` about the
+        Redis key ``name``: the same as ``_call``."""
+        redis_errors.note(exc, name, single)
         self._recover(exc)
         return self._raised(exc)
 
@@ -322,11 +331,15 @@ class RedisStore(Store):
         if write and self.wait_replicas:
             return (await self._batch([(command, key)], scripts, write=True))[0]
         try:
-            return await self._send(command, key)
-        except NoScriptError:
-            # First use on this server (or it restarted, or failed over): load and go again.
-            await self._load(scripts)
-            return await self._send(command, key)
+            try:
+                return await self._send(command, key)
+            except NoScriptError:
+                # First use on this server (or it restarted, or failed over): load and go again.
+                await self._load(scripts)
+                return await self._send(command, key)
+        except _REDIS_ERRORS as exc:
+            redis_errors.note(exc, key)  # which entry, for the message (errors.translate)
+            raise
 
     async def _load(self, scripts: Sequence[Script]) -> None:
         logger.debug("%r: loading %d Lua script(s) after NOSCRIPT", self, len(scripts))
@@ -357,14 +370,18 @@ class RedisStore(Store):
                 last = {self._router.node_for(k).name: k for _, k in commands}
             commands = [*commands, *((self._wait, k) for k in last.values())]
             waits = len(last)
-        if len(commands) == 1:
-            replies = [await self._one(*commands[0], scripts)]
-        else:
-            try:
-                replies = await self._send_all(commands)
-            except NoScriptError:
-                await self._load(scripts)
-                replies = await self._send_all(commands)
+        try:
+            if len(commands) == 1:
+                replies = [await self._one(*commands[0], scripts)]
+            else:
+                try:
+                    replies = await self._send_all(commands)
+                except NoScriptError:
+                    await self._load(scripts)
+                    replies = await self._send_all(commands)
+        except _REDIS_ERRORS as exc:
+            redis_errors.note(exc, commands[0][1], single=False)  # a batch: its collection
+            raise
         if waits:
             acked = min(int(r) for r in replies[-waits:])
             if acked < self.wait_replicas:
@@ -386,7 +403,7 @@ class RedisStore(Store):
         try:
             raw = await self._send(("GET", name), name)
         except _REDIS_ERRORS as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc, name) from exc
         return None if raw is None else _parse(c, key, raw)[1]
 
     async def put(
@@ -408,7 +425,7 @@ class RedisStore(Store):
             args = ("SET", name, payload) if seconds is None else ("SET", name, payload, "PX", _ms(seconds))
             await (self._one(args, name, write=True) if self.wait_replicas else self._send(args, name))
         except _REDIS_ERRORS as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc, name) from exc
 
     async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[Value | None]:
         """Return the values of ``keys`` in order, ``None`` for each missing one (one round
@@ -431,7 +448,7 @@ class RedisStore(Store):
                 (scripts.GET_MANY,),
             )
         except _REDIS_ERRORS as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc, names[0], single=False) from exc
         out: list[Value | None] = [None] * len(keys)
         for group, reply in zip(groups, replies, strict=True):
             for i, raw in zip(group, reply, strict=True):
