@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,3 +162,30 @@ async def test_without_a_shape_the_store_warns_once_and_runs_plain_commands(
     message = warnings[0].getMessage()
     assert redis.__version__ in message and "redis._parsers.base.BaseParser.parse_error" in message
     assert "falls back to plain redis-py commands" in message
+
+
+_PRIVATE_SHAPES = (
+    "redis._",
+    "._writer",
+    "connection._reader",
+    "nodes_manager",
+    "connection_kwargs",
+    ".make_connection",
+    "connection_class",
+    "NEVER_DECODE",
+    "BaseParser",
+    ".sentinels",
+)
+
+
+def test_redis_py_internals_are_used_only_in_the_seam() -> None:
+    package = Path(__file__).resolve().parents[1] / "fastmcp_sessions"
+    seam = package / "stores" / "redis" / "_seam.py"
+    found = [
+        f"{path.relative_to(package.parent)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        if path != seam
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if any(shape in line for shape in _PRIVATE_SHAPES)
+    ]
+    assert found == [], "use fastmcp_sessions/stores/redis/_seam.py instead:\n" + "\n".join(found)

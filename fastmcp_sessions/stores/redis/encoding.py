@@ -149,7 +149,7 @@ def _foreign(collection: str, key: str, why: str) -> DeserializationError:
 
 def parse(collection: str, key: str, raw: Any) -> tuple[str, Value]:
     """The (header, value) of a stored string; ``DeserializationError`` when it is not ours."""
-    if type(raw) is not bytes:  # only a client without NEVER_DECODE support gives str
+    if type(raw) is not bytes:  # only a client without the raw-reply option gives str
         raw = raw.encode() if isinstance(raw, str) else raw
         if not isinstance(raw, bytes):
             raise _foreign(collection, key, f"Redis returned a {type(raw).__name__}")
