@@ -24,6 +24,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from servers import RedisCluster as ClusterLauncher
 from servers import RedisServer
 
+from fastmcp_sessions.errors import StoreOptionError
 from fastmcp_sessions.stores.redis import RedisStore, _seam
 
 
@@ -157,6 +158,8 @@ async def test_without_a_shape_the_store_warns_once_and_runs_plain_commands(
             assert await a.compare_and_set("k", {"v": 2}, version=entry.version, collection="c")
             assert await a.get_many(["k", "x"], collection="c") == [{"v": 2}, None]
             assert await b.destroy_collection("c")
+        with pytest.raises(StoreOptionError, match="needs auto-pipelining, which this redis-py cannot run"):
+            RedisStore("redis+cluster://127.0.0.1:1", wait_replicas=1)  # WAIT per node needs our pipelines
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     message = warnings[0].getMessage()

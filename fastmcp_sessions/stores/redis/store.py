@@ -218,7 +218,12 @@ class RedisStore(Store):
             self._where = redact_url(url)
         self._cluster = isinstance(self._client, RedisCluster)
         if self._cluster and wait_replicas and not self.pipelining:
-            raise StoreOptionError("wait_replicas on Redis Cluster needs pipelining (drop pipelining=false)")
+            raise StoreOptionError(
+                "wait_replicas on Redis Cluster needs pipelining (drop pipelining=false)"
+                if not pipelining
+                else "wait_replicas on Redis Cluster needs auto-pipelining, which this redis-py cannot "
+                "run (see the logged warning); install a redis-py the 'redis' extra allows"
+            )
         self._plain = PlainCommands(
             self._client, self.timeout, max_connections or connection.pool_size(self._client)
         )
