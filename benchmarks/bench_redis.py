@@ -44,8 +44,8 @@ from redis.asyncio.connection import Connection  # noqa: E402
 from redis.exceptions import WatchError  # noqa: E402
 
 from benchmarks._harness import Report, Result, main  # noqa: E402
-from fastmcp_sessions.stores._pipelining import _Link  # noqa: E402
 from fastmcp_sessions.stores.redis import RedisStore  # noqa: E402
+from fastmcp_sessions.stores.redis.pipelining import _Link  # noqa: E402
 from tests._support.servers import RedisCluster, RedisServer  # noqa: E402
 
 OURS = "fastmcp-sessions RedisStore"

@@ -28,4 +28,4 @@ import importlib.metadata as m
 print(", ".join(f"{n} {m.version(n)}" for n in ("fastmcp", "mcp", "py-key-value-aio", "redis", "pymongo", "aioboto3", "asyncpg", "pydantic", "cryptography")))'))"
 FASTMCP_SESSIONS_TEST_BACKENDS=memory,memory+encrypted,disk,disk+inline,disk+plain,redis,redis-cluster,mongodb-nx,dynamodb-moto,postgresql \
     exec timeout --signal=TERM --kill-after=30 900 .venv-lowest/bin/python -m pytest -q -p no:cacheprovider \
-    tests/conformance tests/fastmcp/test_fastmcp_slots.py tests/stores/test_open_store.py
+    tests/conformance tests/fastmcp/test_fastmcp_slots.py tests/stores/test_open_store.py tests/stores/test_redis_seam.py

@@ -12,6 +12,8 @@ try:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
 
+    from fastmcp_sessions.stores.redis import _seam
+
     _HAVE_REDIS = True
 except ImportError:  # importable without redis-py; constructing the bus says what to install
     _HAVE_REDIS = False
@@ -82,7 +84,7 @@ class RedisBus(QueuedBus):
             raise ValueError(f"health_interval must be a positive number of seconds, got {health_interval!r}")
         self.client = client
         self.cluster = isinstance(client, RedisCluster)
-        db = int(client.connection_pool.connection_kwargs.get("db") or 0) if isinstance(client, Redis) else 0
+        db = int(_seam.connection_settings(client).get("db") or 0) if isinstance(client, Redis) else 0
         self.channel = f"{namespace}:{db}:fastmcp/{server_name}/events"
         self.health_interval = float(health_interval)
         self._cluster_ready = False
@@ -100,7 +102,7 @@ class RedisBus(QueuedBus):
             await self.client.initialize()
             self._cluster_ready = True
         elif refresh:
-            await self.client.nodes_manager.initialize()
+            await _seam.reload_slots(self.client)
         node = self.client.get_node_from_key(self.channel)
         if node is None:
             raise ConnectionError(f"no cluster node owns the slot of {self.channel!r}")
@@ -122,11 +124,11 @@ class RedisBus(QueuedBus):
     async def _listen(self, on_message: Callable[[bytes], None], on_ready: Callable[[], None]) -> None:
         if self.cluster:
             node = await self._cluster_node(refresh=self.stats.reconnects > 0 or self._ever_subscribed)
-            conn = node.connection_class(**node.connection_kwargs)
+            conn = _seam.node_connection_factory(node)()
             command, confirm, message = "SSUBSCRIBE", "ssubscribe", "smessage"
         else:
             assert isinstance(self.client, Redis)
-            conn = self.client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+            conn = _seam.pool_connection_factory(self.client)()
             command, confirm, message = "SUBSCRIBE", "subscribe", "message"
         try:
             await conn.connect()

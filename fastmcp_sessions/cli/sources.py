@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from fastmcp_sessions.cli._common import UsageError, safe_url
 from fastmcp_sessions.stores._url import replace_query
 from fastmcp_sessions.stores.base import Store
+from fastmcp_sessions.stores.redis.encoding import glob_escape
 
 FASTMCP_COLLECTIONS: tuple[str, ...] = (
     # server: session state, resumable streams
@@ -257,7 +257,7 @@ class KvRedisSource(KvSource):
         client = self.inner._client
         prefix = f"{collection}::"
         keys: list[str] = []
-        async for raw in client.scan_iter(match=_glob_escape(collection) + "::*", count=1000):
+        async for raw in client.scan_iter(match=glob_escape(collection) + "::*", count=1000):
             keys.append(str(raw)[len(prefix) :])
         return sorted(set(keys))
 
@@ -290,10 +290,6 @@ class KvPostgreSQLSource(KvSource):
             collection,
         )
         return sorted(row[0] for row in rows)
-
-
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 class KvFileTreeSource(KvSource):

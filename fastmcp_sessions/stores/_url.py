@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from fastmcp_sessions._redact import is_secret_param, redact_url, replace_query
+from fastmcp_sessions.errors import StoreOptionError
 
 __all__ = [
     "is_secret_param",
@@ -29,23 +30,30 @@ def parse_bool(text: str) -> bool:
 
 
 def take_query_options(
-    url: str, converters: Mapping[str, Callable[[str], Any]], options: dict[str, Any]
+    url: str,
+    converters: Mapping[str, Callable[[str], Any]],
+    options: dict[str, Any],
+    *,
+    open_store_options: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Move the URL's query options into ``options`` (explicit keyword options win).
 
-    Raises ``ValueError`` naming any option the backend does not know.
+    Raises ``StoreOptionError`` naming any option the backend does not know, and every
+    option it takes, ``open_store_options`` (those ``open_store`` handles before the
+    backend sees the URL, such as ``encryption``) included.
     """
     scheme = urlsplit(url).scheme
     for name, raw in parse_qsl(urlsplit(url).query, keep_blank_values=True):
         convert = converters.get(name)
         if convert is None:
-            raise ValueError(
-                f"{scheme}:// does not take the option {name!r}; it takes: {', '.join(sorted(converters))}"
-            )
+            accepted = ", ".join(sorted(converters))
+            if open_store_options:
+                accepted += f"; through open_store also {', '.join(open_store_options)}"
+            raise StoreOptionError(f"{scheme}:// does not take the option {name!r}; it takes: {accepted}")
         try:
             options.setdefault(name, convert(raw))
         except ValueError as exc:
-            raise ValueError(f"{scheme}:// option {name}: {exc}") from None
+            raise StoreOptionError(f"{scheme}:// option {name}: {exc}") from None
     return options
 
 

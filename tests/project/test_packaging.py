@@ -14,9 +14,11 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from fastmcp_sessions.stores.redis import scripts as redis_scripts
 from tests._support import REPO
 
 ROOT = REPO
+
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 REPO_URL = PYPROJECT["project"]["urls"]["Source"]
 
@@ -64,6 +66,25 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# The Redis store's Lua scripts are data files: both archives must carry every one it reads.
+_LUA = [f"fastmcp_sessions/stores/redis/scripts/{script.name}.lua" for script in redis_scripts.ALL]
+
+
+def test_every_lua_file_is_a_script_the_store_reads() -> None:
+    on_disk = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "fastmcp_sessions").rglob("*.lua"))
+    assert on_disk == sorted(_LUA)
+
+
+def test_the_redis_extra_is_bounded_above_the_locked_redis_py() -> None:
+    (req,) = [r for r in _direct_requirements() if r.name == "redis"]
+    uppers = [Version(s.version) for s in req.specifier if s.operator == "<"]
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    (locked,) = [Version(p["version"]) for p in lock["package"] if p["name"] == "redis"]
+    # The bound is the next major after the newest redis-py the lock tests: a release that
+    # may move what stores/redis/_seam.py relies on is not installed until it is tested.
+    assert uppers == [Version(f"{locked.major + 1}")], (uppers, locked)
+
+
 def test_sdist_ships_the_package_and_licence_and_no_partial_tests(dist: Path) -> None:
     (sdist,) = dist.glob("*.tar.gz")
     with tarfile.open(sdist) as tar:
@@ -71,6 +92,7 @@ def test_sdist_ships_the_package_and_licence_and_no_partial_tests(dist: Path) ->
     assert "LICENSE" in names and "README.md" in names and "pyproject.toml" in names
     assert "fastmcp_sessions/py.typed" in names
     assert "fastmcp_sessions/stores/base.py" in names
+    assert set(_LUA) <= set(names), sorted(set(_LUA) - set(names))
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "scripts/"))]
 
 
@@ -80,6 +102,7 @@ def test_wheel_is_typed_and_licensed(dist: Path) -> None:
         names = zf.namelist()
         metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "fastmcp_sessions/py.typed" in names
+    assert set(_LUA) <= set(names), sorted(set(_LUA) - set(names))
     assert any(n.endswith("licenses/LICENSE") for n in names)
     assert not [n for n in names if n.startswith("tests/")]
     assert "License-Expression: Apache-2.0" in metadata
@@ -110,7 +133,8 @@ def test_readme_links_work_when_pypi_renders_it() -> None:
 
 def test_driver_floors_in_error_messages_are_the_pyproject_floors() -> None:
     """The version a DriverImportError asks for is the one pyproject promises."""
-    from fastmcp_sessions.stores import dynamodb, mongodb, postgresql, redis
+    from fastmcp_sessions.stores import dynamodb, mongodb, postgresql
+    from fastmcp_sessions.stores.redis import store as redis
 
     floors = {
         req.name.lower(): next(s.version for s in req.specifier if s.operator == ">=")

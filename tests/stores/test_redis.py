@@ -33,9 +33,11 @@ from fastmcp_sessions.errors import (
     KeyValueOperationError,
     SerializationError,
     StoreConnectionError,
+    StoreOptionError,
 )
-from fastmcp_sessions.stores._pipelining import _Link
+from fastmcp_sessions.stores.namespaced import NamespacedStore
 from fastmcp_sessions.stores.redis import RedisStore
+from fastmcp_sessions.stores.redis.pipelining import _Link
 from tests._support import REPO
 from tests._support.servers import RedisCluster as ClusterLauncher
 from tests._support.servers import RedisServer
@@ -106,8 +108,10 @@ async def test_key_layout_is_the_documented_one(redis_server: RedisServer, raw: 
     async with RedisStore(redis_server.url, namespace=ns) as s:
         assert s.redis_key("s1:foo", collection="fastmcp_state") == f"{ns}:{{fastmcp_state}}:s1:foo"
         assert s.redis_key("k", collection="tools/list") == f"{ns}:{{tools/list}}:k"
-        # % { } and : are percent-escaped in the collection; the key is kept as it is
-        assert s.redis_key("{x}:*", collection="a:b{c}%") == f"{ns}:{{a%3Ab%7Bc%7D%25}}:{{x}}:*"
+        # { } and : are percent-escaped in the collection, and % only where it would read as
+        # one of those escapes; the key is kept as it is
+        assert s.redis_key("{x}:*", collection="a:b{c}%") == f"{ns}:{{a%3Ab%7Bc%7D%}}:{{x}}:*"
+        assert s.redis_key("k", collection="%7D%3A%25%2F") == f"{ns}:{{%257D%253A%2525%2F}}:k"
         await s.put("k", {"v": 1}, collection="c")
         stored = await raw.get(f"{ns}:{{c}}:k")
         assert stored is not None and stored.startswith(b"fms1:")
@@ -117,7 +121,22 @@ async def test_key_layout_is_the_documented_one(redis_server: RedisServer, raw: 
         entry = await s.get_versioned("k", collection="c")
         assert entry is not None and entry.version == version
     async with RedisStore(redis_server.url, namespace=ns, colocate=False) as spread:
-        assert spread.redis_key("{x}:*", collection="a:b{c}%") == f"{ns}:{{}}:a%3Ab%7Bc%7D%25:{{x}}:*"
+        assert spread.redis_key("{x}:*", collection="a:b{c}%") == f"{ns}:{{}}:a%3Ab%7Bc%7D%:{{x}}:*"
+
+
+async def test_a_namespaced_collection_is_escaped_once(
+    redis_server: RedisServer, raw: Redis, ns: str
+) -> None:
+    # A view writes "/" in its collections as "%2F"; the store keeps that spelling, so a
+    # FastMCP cache collection reads in Redis as it does in the view's docs.
+    async with RedisStore(redis_server.url, namespace=ns) as s:
+        view = NamespacedStore(s, "fastmcp/notes-cloud/cache")
+        await view.put("k", {"v": 1}, collection="tools/list")
+        names = sorted([n.decode() async for n in raw.scan_iter(match=f"{ns}:*")])
+        assert names == [f"{ns}:{{fastmcp/notes-cloud/cache/tools%2Flist}}:k"]
+        assert await view.keys("tools/list") == ["k"]
+        assert await s.collections() == ["fastmcp/notes-cloud/cache/tools%2Flist"]
+        assert await view.get("k", collection="tools/list") == {"v": 1}
 
 
 async def test_a_collection_is_one_hash_slot_unless_spread(redis_server: RedisServer, ns: str) -> None:
@@ -212,7 +231,7 @@ async def test_keys_outside_the_namespace_are_never_touched(
         f"{ns}:{{c}}": b"no key part",
         f"{ns}:c:k": b"no hash tag",
         f"{ns}:{{}}:c:k": b"the spread layout, while this store colocates",
-        f"{ns}:{{c%3}}:k": b"bad escape",
+        f"{ns}:{{c%25x}}:k": b"an escape the store never writes",
         "c:k": b"no namespace",
     }
     await raw.mset(foreign)
@@ -382,18 +401,33 @@ def _is_redis_store(store: object) -> bool:
 
 
 def test_bad_urls_and_options_say_what_is_wrong() -> None:
-    with pytest.raises(ValueError, match="does not take the option 'nope'"):
+    with pytest.raises(StoreOptionError, match="does not take the option 'nope'") as info:
         RedisStore.from_url("redis://localhost/0?nope=1")
-    with pytest.raises(ValueError, match="database number"):
+    assert "namespace" in str(info.value) and "encryption" in str(info.value)
+    with pytest.raises(StoreOptionError, match=r"does not take the option 'nope'.*encryption"):
+        open_store("redis://localhost/0?nope=1")
+    with pytest.raises(StoreOptionError, match="option timeout"):
+        RedisStore.from_url("redis://localhost/0?timeout=soon")
+    with pytest.raises(StoreOptionError, match="database number"):
         RedisStore("redis://localhost/abc")
-    with pytest.raises(ValueError, match="database 0"):
+    with pytest.raises(StoreOptionError, match="database 0"):
         RedisStore("redis+cluster://h1:1,h2:2/3")
-    with pytest.raises(ValueError, match="rediss://"):
+    with pytest.raises(StoreOptionError, match="bad port"):
+        RedisStore("redis://localhost:http")
+    with pytest.raises(StoreOptionError, match="rediss://"):
         RedisStore("redis://localhost", ssl_ca_certs="/ca.pem")
-    with pytest.raises(ValueError, match="timeout"):
+    with pytest.raises(StoreOptionError, match="timeout"):
         RedisStore("redis://localhost", timeout=0)
-    with pytest.raises(ValueError, match="unix:///path"):
+    with pytest.raises(StoreOptionError, match="wait_replicas"):
+        RedisStore("redis://localhost", wait_replicas=-1)
+    with pytest.raises(StoreOptionError, match="max_connections"):
+        RedisStore("redis://localhost", max_connections=0)
+    with pytest.raises(StoreOptionError, match="unix:///path"):
         RedisStore("unix://")
+    with pytest.raises(StoreOptionError, match="start with redis://"):
+        RedisStore("http://localhost")
+    with pytest.raises(StoreOptionError, match="but db=2"):
+        RedisStore("redis://localhost/1", db=2)
 
 
 def test_the_module_imports_without_redis_py_and_says_how_to_install_it() -> None:

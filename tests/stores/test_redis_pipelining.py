@@ -20,8 +20,8 @@ from redis.crc import key_slot
 
 from fastmcp_sessions import open_store
 from fastmcp_sessions.errors import DeserializationError, StoreConnectionError
-from fastmcp_sessions.stores._pipelining import ClusterPipeline, _Link
 from fastmcp_sessions.stores.redis import RedisStore
+from fastmcp_sessions.stores.redis.pipelining import ClusterPipeline, _Link
 from tests._support.servers import RedisCluster as ClusterLauncher
 from tests._support.servers import RedisServer
 

@@ -26,7 +26,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis._parsers.base import BaseParser
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
@@ -41,6 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fastmcp_sessions import telemetry
+from fastmcp_sessions.stores.redis import _seam
 
 try:
     import hiredis
@@ -82,8 +82,7 @@ def error_of(text: str) -> RedisError:
     cls = _CLUSTER_ERRORS.get(code)
     if cls is not None:  # redis-py 5's parser knows these only inside its cluster client
         return cls(text[len(code) + 1 :])
-    error: RedisError = BaseParser.parse_error(text)  # type: ignore[no-untyped-call]
-    return error
+    return _seam.parse_error(text)
 
 
 def _encode(arg: Any) -> bytes:
@@ -210,7 +209,7 @@ class _Link(asyncio.Protocol):
         self.owner = owner
         # redis-py closes the socket when its Connection object is collected: keep it alive.
         self.connection = connection
-        self.transport = connection._writer.transport
+        self.transport = _seam.transport_of(connection)
         self.loop = asyncio.get_running_loop()
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.reader: _PyReader | _HiredisReader = _HiredisReader() if _HIREDIS else _PyReader()
@@ -266,7 +265,7 @@ class _Link(asyncio.Protocol):
             self.closed = True
             self.owner.lost(self)
             self.transport.abort()
-            self.connection._writer = self.connection._reader = None  # ours to close, done
+            _seam.forget_socket(self.connection)  # ours to close, done
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -476,16 +475,16 @@ class ClusterPipeline:
         """The pipeline to ``node`` (a redis-py ``ClusterNode``)."""
         pipe = self._pipes.get(node.name)
         if pipe is None:
-            kwargs = dict(node.connection_kwargs)
-            kwargs["retry"] = Retry(NoBackoff(), 0)  # the store decides about retries
-            pipe = NodePipeline(lambda: node.connection_class(**kwargs), node.name, self.timeout)
+            # The store decides about retries.
+            make = _seam.node_connection_factory(node, retry=Retry(NoBackoff(), 0))
+            pipe = NodePipeline(make, node.name, self.timeout)
             self._pipes[node.name] = pipe
         return pipe
 
     def node_for(self, key: str | bytes) -> Any:
         """The node that holds ``key``'s slot, by the current slot map."""
         raw = key.encode() if isinstance(key, str) else key
-        return self.client.nodes_manager.get_node_from_slot(key_slot(raw))
+        return _seam.node_for_slot(self.client, key_slot(raw))
 
     def send(self, args: Command, key: str | bytes) -> asyncio.Future[Any]:
         """Queue one command on its node's pipeline (the slot map must be loaded)."""
@@ -572,7 +571,7 @@ class ClusterPipeline:
 
     async def _reload(self) -> None:
         with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
-            await asyncio.wait_for(self.client.nodes_manager.initialize(), 2 * self.timeout)
+            await asyncio.wait_for(_seam.reload_slots(self.client), 2 * self.timeout)
 
     async def close(self) -> None:
         """Close every node's connection."""
