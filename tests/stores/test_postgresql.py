@@ -246,7 +246,7 @@ async def test_longest_names_and_a_large_value(pstore: PostgreSQLStore) -> None:
 async def test_too_large_values_are_refused_before_anything_is_sent(
     pstore: PostgreSQLStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(postgresql, "MAX_VALUE_BYTES", 1000)
+    monkeypatch.setattr(postgresql._sql, "MAX_VALUE_BYTES", 1000)  # where values are encoded
     with pytest.raises(EntryTooLargeError) as info:
         await pstore.put("big", {"x": "y" * 2000})
     assert isinstance(info.value, ValueTooLargeError) and key_ref("big") in str(info.value) and "'big'" not in str(info.value)
