@@ -1,8 +1,9 @@
 """The package's import graph: no two modules import each other, and each layer imports only those below.
 
 Layers, bottom up: the shared modules at the top of the package (errors, values,
-encryption...), the stores, the session layer (which uses only the store contract),
-then the CLI and the FastMCP wiring on top. Every import counts, including those
+encryption, layout...), the stores, then beside each other the session layer (which uses
+only the store contract) and the buses (which may use the stores), then the FastMCP
+package and the CLI on top (the CLI may use the FastMCP package, never the reverse). Every import counts, including those
 inside functions and under ``TYPE_CHECKING``.
 """
 
@@ -68,6 +69,13 @@ def test_the_graph_sees_the_package() -> None:
     assert "fastmcp_sessions.stores.base" in GRAPH["fastmcp_sessions.sessions.lock"]
     # An import inside a function counts (models imports the MCP SDK models lazily).
     assert "fastmcp_sessions.sessions._mcp" in GRAPH["fastmcp_sessions.sessions.models"]
+    # The FastMCP package and the buses are seen module by module.
+    assert {
+        "fastmcp_sessions.fastmcp.storage",
+        "fastmcp_sessions.fastmcp._seam",
+        "fastmcp_sessions.buses.redis",
+    } <= set(MODULES)
+    assert "fastmcp_sessions.layout" in GRAPH["fastmcp_sessions.buses.redis"]
 
 
 def test_no_two_modules_import_each_other() -> None:
@@ -100,8 +108,14 @@ def test_there_is_no_import_cycle_at_all() -> None:
 @pytest.mark.parametrize(
     ("layer", "forbidden"),
     [
-        (f"{ROOT}.stores", (f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
-        (f"{ROOT}.sessions", (f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+        (f"{ROOT}.stores", (f"{ROOT}.sessions", f"{ROOT}.buses", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+        (f"{ROOT}.sessions", (f"{ROOT}.buses", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+        (f"{ROOT}.buses", (f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
+        (f"{ROOT}.fastmcp", (f"{ROOT}.cli",)),
+        (
+            f"{ROOT}.layout",
+            (f"{ROOT}.stores", f"{ROOT}.sessions", f"{ROOT}.buses", f"{ROOT}.cli", f"{ROOT}.fastmcp"),
+        ),
         (f"{ROOT}.errors", (f"{ROOT}.stores", f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
         (f"{ROOT}._values", (f"{ROOT}.stores", f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),
         (f"{ROOT}.encryption", (f"{ROOT}.stores", f"{ROOT}.sessions", f"{ROOT}.cli", f"{ROOT}.fastmcp")),

@@ -39,13 +39,8 @@ from mcp.server.request_state import RequestStateSecurity
 from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions.buses import Bus, bus_for_store
 from fastmcp_sessions.encryption import KEYS_ENV, Keyring, load_keyring
-from fastmcp_sessions.fastmcp_caching import SafeResponseCachingMiddleware
-from fastmcp_sessions.fastmcp_subscriptions import (
-    Subscriptions,
-    enable_subscriptions,
-    resource_updated,
-    subscriptions_of,
-)
+from fastmcp_sessions.fastmcp.caching import SafeResponseCachingMiddleware
+from fastmcp_sessions.layout import part_of, part_prefix
 from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
 from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
@@ -56,15 +51,10 @@ from fastmcp_sessions.stores.schemes import app_name_from_env, open_store
 
 __all__ = [
     "OAUTH_KEYS_ENV",
-    "SafeResponseCachingMiddleware",
     "ServerStorage",
     "StoreOAuth",
-    "Subscriptions",
-    "enable_subscriptions",
     "request_state_security",
-    "resource_updated",
     "server_storage",
-    "subscriptions_of",
 ]
 
 OAUTH_KEYS_ENV = "FASTMCP_SESSIONS_OAUTH_KEYS"
@@ -99,10 +89,27 @@ class ServerStorage(AsyncClosing):
     # Defaults keep ServerStorage(...) built by hand working; server_storage sets both.
     subscription_bus: Bus = field(default=None, repr=False)  # type: ignore[assignment]
     request_state_security: RequestStateSecurity | None = field(default=None, repr=False)
+    event_storage: Store = field(default=None, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.subscription_bus is None:
             self.subscription_bus = bus_for_store(self.store, server_name=self.server_name)
+        if self.event_storage is None:
+            self.event_storage = NamespacedStore(self.store, part_prefix(self.server_name, "events"))
+
+    def store_for(self, collection: str) -> Store | None:
+        """The part of this server's storage that FastMCP's ``collection`` is written to.
+
+        ``None`` when FastMCP writes no such collection on a server (``migrate --to-server``
+        uses this to route what it copies).
+        """
+        parts: dict[str | None, Store] = {
+            "state": self.session_state_store,
+            "events": self.event_storage,
+            "oauth": self.oauth_client_storage,
+            "cache": self.response_cache_storage,
+        }
+        return parts.get(part_of(collection))
 
     def kwargs(self, *, lifespan: Any = None) -> dict[str, Any]:
         """Keyword arguments for ``FastMCP(...)``: the session state store, shared request-state
@@ -216,24 +223,25 @@ def server_storage(
         )
     owns = store is None
     base = open_store(url, **open_options) if store is None else store
-    prefix = f"fastmcp/{server_name}"
 
     def part(name: str) -> NamespacedStore:
-        return NamespacedStore(base, f"{prefix}/{name}")
+        return NamespacedStore(base, part_prefix(server_name, name))
 
+    events = part("events")
     keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"), base)
     return ServerStorage(
         server_name=server_name,
         store=base,
         session_state_store=part("state"),
         event_store=EventStore(
-            storage=part("events"), max_events_per_stream=max_events_per_stream, ttl=event_ttl
+            storage=events, max_events_per_stream=max_events_per_stream, ttl=event_ttl
         ),
         oauth_client_storage=EncryptedStore(part("oauth"), keys=keyring),
         response_cache_storage=part("cache"),
         owns_store=owns,
         subscription_bus=bus_for_store(base, server_name=server_name),
         request_state_security=_shared_request_state(open_options, server_name, request_state_ttl, keyring),
+        event_storage=events,
     )
 
 
