@@ -39,6 +39,7 @@ from mcp.server.request_state import RequestStateSecurity
 from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions.buses import Bus, bus_for_store
 from fastmcp_sessions.encryption import KEYS_ENV, Keyring, load_keyring
+from fastmcp_sessions.fastmcp.adopt import adopt_plain_layout
 from fastmcp_sessions.fastmcp.caching import SafeResponseCachingMiddleware
 from fastmcp_sessions.layout import part_of, part_prefix
 from fastmcp_sessions.sessions.errors import InvalidServerNameError
@@ -90,6 +91,7 @@ class ServerStorage(AsyncClosing):
     subscription_bus: Bus = field(default=None, repr=False)  # type: ignore[assignment]
     request_state_security: RequestStateSecurity | None = field(default=None, repr=False)
     event_storage: Store = field(default=None, repr=False)  # type: ignore[assignment]
+    adopt_plain: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.subscription_bus is None:
@@ -117,8 +119,10 @@ class ServerStorage(AsyncClosing):
 
         The lifespan runs ``check()`` when the server starts, so a replica whose keys
         differ from the others' refuses to start instead of failing requests (an OAuth
-        login half-way through, for instance). Pass your own ``lifespan`` here, not to
-        ``FastMCP``: it runs after the check.
+        login half-way through, for instance). Then, unless ``server_storage`` got
+        ``adopt_plain=False``, it copies the plain recipe's data into empty parts (see
+        ``fastmcp_sessions.fastmcp.adopt``). Pass your own ``lifespan`` here, not to
+        ``FastMCP``: it runs after both.
         """
         checked = Lifespan(self._startup)
         if lifespan is not None:
@@ -147,6 +151,8 @@ class ServerStorage(AsyncClosing):
 
     async def _startup(self, server: Any) -> AsyncIterator[dict[str, Any]]:
         await self.check()
+        if self.adopt_plain:
+            await adopt_plain_layout(self.store, self.store_for, self.server_name)
         yield {}
 
     def http_app_kwargs(self) -> dict[str, Any]:
@@ -195,6 +201,7 @@ def server_storage(
     event_ttl: int | None = 3600,
     max_events_per_stream: int = 100,
     request_state_ttl: float = 600.0,
+    adopt_plain: bool = True,
     **open_options: Any,
 ) -> ServerStorage:
     """Build every store a FastMCP server needs from one store URL (or one ``store``).
@@ -214,6 +221,12 @@ def server_storage(
         request_state_ttl: Seconds a sealed ``requestState`` stays valid. Its keys derive
             from the fastmcp-sessions keyring (``keys=`` among ``open_options``, else env
             ``FASTMCP_SESSIONS_KEYS``, else the OAuth proxy's keyring above), rotating with it.
+        adopt_plain: At start-up, copy what the plain recipe
+            (``FastMCP(session_state_store=open_store())``, ``OAuthProxy(client_storage=...)``)
+            wrote at the top of the store into this server's parts, when they are still empty,
+            so moving to ``server_storage`` keeps sessions and logins (see
+            ``fastmcp_sessions.fastmcp.adopt``). Pass ``False`` when that top-level data
+            belongs to another server sharing the store.
         **open_options: Passed to ``open_store``.
     """
     if not isinstance(server_name, str) or not server_name or "/" in server_name:
@@ -242,6 +255,7 @@ def server_storage(
         subscription_bus=bus_for_store(base, server_name=server_name),
         request_state_security=_shared_request_state(open_options, server_name, request_state_ttl, keyring),
         event_storage=events,
+        adopt_plain=adopt_plain,
     )
 
 
