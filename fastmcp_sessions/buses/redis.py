@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastmcp_sessions.buses.base import DEFAULT_MAX_BUFFERED_EVENTS, DEFAULT_MAX_OUTBOX, QueuedBus
+from fastmcp_sessions.layout import part_prefix
 
 try:
     from redis.asyncio import Redis
@@ -85,7 +86,7 @@ class RedisBus(QueuedBus):
         self.client = client
         self.cluster = isinstance(client, RedisCluster)
         db = int(_seam.connection_settings(client).get("db") or 0) if isinstance(client, Redis) else 0
-        self.channel = f"{namespace}:{db}:fastmcp/{server_name}/events"
+        self.channel = f"{namespace}:{db}:{part_prefix(server_name, 'events')}"
         self.health_interval = float(health_interval)
         self._cluster_ready = False
 

@@ -38,8 +38,6 @@ from fastmcp_sessions.cli._common import (
 )
 from fastmcp_sessions.cli._stores import open_cli_store
 from fastmcp_sessions.cli.sources import (
-    FASTMCP_COLLECTIONS,
-    OAUTH_PROXY_COLLECTIONS,
     ReadResult,
     Source,
     SourceError,
@@ -48,14 +46,11 @@ from fastmcp_sessions.cli.sources import (
     open_kv_source,
 )
 from fastmcp_sessions.encryption import make_private_dir
+from fastmcp_sessions.layout import FASTMCP_COLLECTIONS
 from fastmcp_sessions.stores.base import Store
 
 Route = Callable[[str], Store]
 """Which destination store a collection goes to."""
-
-CACHE_COLLECTIONS = frozenset(
-    ("tools/list", "resources/list", "prompts/list", "resources/read", "prompts/get", "tools/call")
-)
 
 CHECKPOINT_VERSION = 1
 MIN_TTL = 0.001
@@ -323,28 +318,21 @@ def _destination(url: str, to_server: str | None) -> tuple[Route, Callable[[], A
         return (lambda collection: store), store.close
     from fastmcp_sessions.fastmcp import server_storage
     from fastmcp_sessions.sessions.errors import SessionError
-    from fastmcp_sessions.stores.namespaced import NamespacedStore
 
     base = open_cli_store(url)
     try:
         storage = server_storage(server_name=to_server, store=base)
     except SessionError as exc:
         raise UsageError(f"--to-server: {exc}") from exc
-    events = NamespacedStore(base, f"fastmcp/{to_server}/events")
 
     def route(collection: str) -> Store:
-        if collection in OAUTH_PROXY_COLLECTIONS:
-            return storage.oauth_client_storage
-        if collection == "fastmcp_state":
-            return storage.session_state_store
-        if collection in ("fastmcp_events", "fastmcp_streams"):
-            return events
-        if collection in CACHE_COLLECTIONS:
-            return storage.response_cache_storage
-        raise UsageError(
-            f"--to-server: collection {collection!r} is not one a FastMCP server writes; choose the "
-            "collections with --collection, or migrate without --to-server"
-        )
+        part = storage.store_for(collection)
+        if part is None:
+            raise UsageError(
+                f"--to-server: collection {collection!r} is not one a FastMCP server writes; choose the "
+                "collections with --collection, or migrate without --to-server"
+            )
+        return part
 
     return route, base.close
 

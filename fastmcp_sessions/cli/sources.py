@@ -37,38 +37,6 @@ from fastmcp_sessions.stores._url import replace_query
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.redis.encoding import glob_escape
 
-FASTMCP_COLLECTIONS: tuple[str, ...] = (
-    # server: session state, resumable streams
-    "fastmcp_state",
-    "fastmcp_events",
-    "fastmcp_streams",
-    # server: OAuth proxy (client_storage)
-    "mcp-oauth-proxy-clients",
-    "mcp-upstream-tokens",
-    "mcp-oauth-transactions",
-    "mcp-consent-csrf-tokens",
-    "mcp-authorization-codes",
-    "mcp-jti-mappings",
-    "mcp-refresh-tokens",
-    # server: response caching middleware
-    "tools/list",
-    "resources/list",
-    "prompts/list",
-    "resources/read",
-    "prompts/get",
-    "tools/call",
-    # client: OAuth token storage
-    "mcp-oauth-token",
-    "mcp-oauth-client-info",
-    "mcp-oauth-token-expiry",
-    # py-key-value-aio's collection when none is given
-    "default_collection",
-)
-"""Collections FastMCP writes; read by default from stores that cannot list their collections."""
-
-OAUTH_PROXY_COLLECTIONS: tuple[str, ...] = FASTMCP_COLLECTIONS[3:10]
-"""The collections of FastMCP's ``OAuthProxy`` storage."""
-
 KV_PAGE_LIMIT = 10_000
 """py-key-value-aio stores return at most this many keys from one ``keys()`` call."""
 

@@ -1,6 +1,6 @@
-"""enable_subscriptions on a FastMCP 4.2 server in one process: the FastMCP internals it relies
-on (fastmcp_sessions._fastmcp_seam) are there, and a FastMCP that moved them fails loudly;
-capabilities; run-time component changes and tools' resource updates reach listen streams."""
+"""enable_subscriptions on a FastMCP 4.2 server in one process: capabilities; run-time
+component changes and tools' resource updates reach listen streams. The FastMCP internals it
+relies on are checked in tests/test_fastmcp_seam.py."""
 
 from __future__ import annotations
 
@@ -22,15 +22,14 @@ from mcp.server.subscriptions import (
 )
 
 from fastmcp_sessions import MemoryStore
-from fastmcp_sessions._fastmcp_seam import FastMCPSeamError, check_seam, lowlevel_server
 from fastmcp_sessions.buses import MemoryBus
-from fastmcp_sessions.errors import StoreSetupError
 from fastmcp_sessions.fastmcp import (
     enable_subscriptions,
     resource_updated,
     server_storage,
     subscriptions_of,
 )
+from fastmcp_sessions.fastmcp._seam import lowlevel_server
 
 MODERN = "2026-07-28"
 
@@ -44,31 +43,6 @@ def recorded(bus: MemoryBus) -> list[ServerEvent]:
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
-
-
-def test_the_installed_fastmcp_has_every_internal_the_wiring_uses() -> None:
-    check_seam(FastMCP("seam"))  # raises FastMCPSeamError naming what changed otherwise
-
-
-@pytest.mark.parametrize(
-    ("breakage", "named"),
-    [
-        (lambda mcp: setattr(mcp, "_mcp_server", object()), "FastMCP._mcp_server"),
-        (lambda mcp: setattr(mcp, "_local_provider", None), "FastMCP._local_provider"),
-        (lambda mcp: setattr(mcp._local_provider, "_add_component", None), "LocalProvider._add_component"),
-        (lambda mcp: setattr(mcp._local_provider, "_remove_component", lambda k, v: None), "LocalProvider"),
-        (lambda mcp: setattr(mcp, "enable", lambda: None), "FastMCP.enable"),
-    ],
-)
-def test_a_fastmcp_that_moved_an_internal_fails_loudly_with_advice(breakage: Any, named: str) -> None:
-    mcp = FastMCP("moved")
-    breakage(mcp)
-    with pytest.raises(
-        FastMCPSeamError, match=r"pin fastmcp to 4\.2\.x or upgrade fastmcp-sessions"
-    ) as caught:
-        enable_subscriptions(mcp, MemoryBus(server_name="moved"))
-    assert named in str(caught.value)
-    assert isinstance(caught.value, StoreSetupError)
 
 
 def test_capabilities_are_advertised_once_enabled() -> None:

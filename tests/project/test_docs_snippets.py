@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 import fastmcp_sessions
-import fastmcp_sessions.fastmcp
+import fastmcp_sessions.fastmcp.storage
 import fastmcp_sessions.stores
 import fastmcp_sessions.stores.schemes as registry
 from fastmcp_sessions import Keyring, Store
@@ -281,7 +281,7 @@ def backend(
     }.items():
         monkeypatch.setenv(variable, value)
     monkeypatch.chdir(tmp_path)
-    for module in (fastmcp_sessions, fastmcp_sessions.stores, registry, fastmcp_sessions.fastmcp):
+    for module in (fastmcp_sessions, fastmcp_sessions.stores, registry, fastmcp_sessions.fastmcp.storage):
         monkeypatch.setattr(module, "open_store", backends.open_store)
     yield backends
 

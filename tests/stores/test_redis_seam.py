@@ -10,7 +10,6 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from fastmcp_sessions.errors import StoreOptionError
 from fastmcp_sessions.stores.redis import RedisStore, _seam
+from tests._support import REPO
 from tests._support.servers import RedisCluster as ClusterLauncher
 from tests._support.servers import RedisServer
 
@@ -182,7 +182,7 @@ _PRIVATE_SHAPES = (
 
 
 def test_redis_py_internals_are_used_only_in_the_seam() -> None:
-    package = Path(__file__).resolve().parents[1] / "fastmcp_sessions"
+    package = REPO / "fastmcp_sessions"
     seam = package / "stores" / "redis" / "_seam.py"
     found = [
         f"{path.relative_to(package.parent)}:{number}: {line.strip()}"

@@ -1,4 +1,9 @@
-"""Every FastMCP internal that the subscription wiring relies on, in one place (FastMCP 4.2).
+"""Every private FastMCP internal this package relies on, in one place.
+
+Written against FastMCP 4.0 (the floor in pyproject.toml) through 4.2. Only the
+subscription wiring touches internals; the storage wiring and the response cache use
+FastMCP's public API alone (constructor arguments, ``Lifespan``, ``EventStore``,
+``ResponseCachingMiddleware`` and its settings).
 
 - ``FastMCP._mcp_server``: the mcp low-level ``Server`` FastMCP runs. ``subscriptions/listen``
   is registered on it through mcp's public ``add_request_handler``, and mcp then derives
@@ -10,7 +15,7 @@
 
 ``check_seam`` verifies all of it and raises ``FastMCPSeamError`` with what changed, so a
 FastMCP release that moves any of it fails at ``enable_subscriptions`` (and in
-tests/test_fastmcp_seam.py), never by silently dropping notifications.
+tests/test_fastmcp_seam.py, one test per internal), never by silently dropping notifications.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class FastMCPSeamError(StoreSetupError):
 
     def __init__(self, what: str) -> None:
         super().__init__(
-            f"fastmcp-sessions' subscription wiring supports FastMCP 4.2, and this FastMCP "
+            f"fastmcp-sessions' subscription wiring supports FastMCP 4.0 to 4.2, and this FastMCP "
             f"({_fastmcp_version()}) changed {what}; pin fastmcp to 4.2.x or upgrade fastmcp-sessions"
         )
 

@@ -19,7 +19,7 @@ mcp's ``ListenHandler``, so it advertises ``listChanged`` on tools, resources an
 prompts and ``resources.subscribe``; adding, removing, enabling or disabling components
 at run time publishes ``ToolsListChanged`` / ``ResourcesListChanged`` /
 ``PromptsListChanged``. The FastMCP internals this needs are listed (and checked) in
-``fastmcp_sessions._fastmcp_seam``.
+``fastmcp_sessions.fastmcp._seam``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from mcp.server.subscriptions import (
 )
 from mcp_types import SubscriptionsListenRequestParams, SubscriptionsListenResult
 
-from fastmcp_sessions._fastmcp_seam import check_seam, lowlevel_server, watch_components
+from fastmcp_sessions.fastmcp._seam import check_seam, lowlevel_server, watch_components
 
 __all__ = ["Subscriptions", "enable_subscriptions", "resource_updated", "subscriptions_of"]
 

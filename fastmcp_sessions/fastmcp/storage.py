@@ -40,13 +40,9 @@ from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions.buses import Bus, bus_for_store
 from fastmcp_sessions.encryption import KEYS_ENV, Keyring, load_keyring
 from fastmcp_sessions.events import event_store
-from fastmcp_sessions.fastmcp_caching import SafeResponseCachingMiddleware
-from fastmcp_sessions.fastmcp_subscriptions import (
-    Subscriptions,
-    enable_subscriptions,
-    resource_updated,
-    subscriptions_of,
-)
+from fastmcp_sessions.fastmcp.adopt import adopt_plain_layout
+from fastmcp_sessions.fastmcp.caching import SafeResponseCachingMiddleware
+from fastmcp_sessions.layout import part_of, part_prefix
 from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
 from fastmcp_sessions.sessions.refresh import SingleFlightOAuthClientProvider
@@ -58,15 +54,10 @@ from fastmcp_sessions.stores.schemes import app_name_from_env, open_store
 
 __all__ = [
     "OAUTH_KEYS_ENV",
-    "SafeResponseCachingMiddleware",
     "ServerStorage",
     "StoreOAuth",
-    "Subscriptions",
-    "enable_subscriptions",
     "request_state_security",
-    "resource_updated",
     "server_storage",
-    "subscriptions_of",
 ]
 
 OAUTH_KEYS_ENV = "FASTMCP_SESSIONS_OAUTH_KEYS"
@@ -101,10 +92,28 @@ class ServerStorage(AsyncClosing):
     # Defaults keep ServerStorage(...) built by hand working; server_storage sets both.
     subscription_bus: Bus = field(default=None, repr=False)  # type: ignore[assignment]
     request_state_security: RequestStateSecurity | None = field(default=None, repr=False)
+    event_storage: Store = field(default=None, repr=False)  # type: ignore[assignment]
+    adopt_plain: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.subscription_bus is None:
             self.subscription_bus = bus_for_store(self.store, server_name=self.server_name)
+        if self.event_storage is None:
+            self.event_storage = NamespacedStore(self.store, part_prefix(self.server_name, "events"))
+
+    def store_for(self, collection: str) -> Store | None:
+        """The part of this server's storage that FastMCP's ``collection`` is written to.
+
+        ``None`` when FastMCP writes no such collection on a server (``migrate --to-server``
+        uses this to route what it copies).
+        """
+        parts: dict[str | None, Store] = {
+            "state": self.session_state_store,
+            "events": self.event_storage,
+            "oauth": self.oauth_client_storage,
+            "cache": self.response_cache_storage,
+        }
+        return parts.get(part_of(collection))
 
     def kwargs(self, *, lifespan: Any = None) -> dict[str, Any]:
         """Keyword arguments for ``FastMCP(...)``: the session state store, shared request-state
@@ -112,8 +121,10 @@ class ServerStorage(AsyncClosing):
 
         The lifespan runs ``check()`` when the server starts, so a replica whose keys
         differ from the others' refuses to start instead of failing requests (an OAuth
-        login half-way through, for instance). Pass your own ``lifespan`` here, not to
-        ``FastMCP``: it runs after the check.
+        login half-way through, for instance). Then, unless ``server_storage`` got
+        ``adopt_plain=False``, it copies the plain recipe's data into empty parts (see
+        ``fastmcp_sessions.fastmcp.adopt``). Pass your own ``lifespan`` here, not to
+        ``FastMCP``: it runs after both.
         """
         checked = Lifespan(self._startup)
         if lifespan is not None:
@@ -142,6 +153,8 @@ class ServerStorage(AsyncClosing):
 
     async def _startup(self, server: Any) -> AsyncIterator[dict[str, Any]]:
         await self.check()
+        if self.adopt_plain:
+            await adopt_plain_layout(self.store, self.store_for, self.server_name)
         yield {}
 
     def http_app_kwargs(self) -> dict[str, Any]:
@@ -193,6 +206,7 @@ def server_storage(
     event_ttl: int | None = 3600,
     max_events_per_stream: int = 100,
     request_state_ttl: float = 600.0,
+    adopt_plain: bool = True,
     **open_options: Any,
 ) -> ServerStorage:
     """Build every store a FastMCP server needs from one store URL (or one ``store``).
@@ -212,6 +226,12 @@ def server_storage(
         request_state_ttl: Seconds a sealed ``requestState`` stays valid. Its keys derive
             from the fastmcp-sessions keyring (``keys=`` among ``open_options``, else env
             ``FASTMCP_SESSIONS_KEYS``, else the OAuth proxy's keyring above), rotating with it.
+        adopt_plain: At start-up, copy what the plain recipe
+            (``FastMCP(session_state_store=open_store())``, ``OAuthProxy(client_storage=...)``)
+            wrote at the top of the store into this server's parts, when they are still empty,
+            so moving to ``server_storage`` keeps sessions and logins (see
+            ``fastmcp_sessions.fastmcp.adopt``). Pass ``False`` when that top-level data
+            belongs to another server sharing the store.
         **open_options: Passed to ``open_store``.
     """
     if not isinstance(server_name, str) or not server_name or "/" in server_name:
@@ -221,22 +241,24 @@ def server_storage(
         )
     owns = store is None
     base = open_store(url, **open_options) if store is None else store
-    prefix = f"fastmcp/{server_name}"
 
     def part(name: str) -> NamespacedStore:
-        return NamespacedStore(base, f"{prefix}/{name}")
+        return NamespacedStore(base, part_prefix(server_name, name))
 
+    events = part("events")
     keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"), base)
     return ServerStorage(
         server_name=server_name,
         store=base,
         session_state_store=part("state"),
-        event_store=event_store(part("events"), max_events_per_stream=max_events_per_stream, ttl=event_ttl),
+        event_store=event_store(events, max_events_per_stream=max_events_per_stream, ttl=event_ttl),
         oauth_client_storage=EncryptedStore(part("oauth"), keys=keyring),
         response_cache_storage=part("cache"),
         owns_store=owns,
         subscription_bus=bus_for_store(base, server_name=server_name),
         request_state_security=_shared_request_state(open_options, server_name, request_state_ttl, keyring),
+        event_storage=events,
+        adopt_plain=adopt_plain,
     )
 
 
