@@ -1,4 +1,4 @@
-"""Every bus (memory, Redis server, Redis Cluster, Unix sockets) on listener isolation,
+"""Every bus (memory, Redis server, Redis Cluster, PostgreSQL, Unix sockets) on listener isolation,
 overflow counting and scoping; the cross-process buses also on fan-out between bus
 instances (each its own origin, as in two replicas), resilience to a dead backend and
 resubscription after a Redis restart."""
@@ -19,12 +19,13 @@ from servers import RedisServer, free_port
 
 from fastmcp_sessions import open_store
 from fastmcp_sessions.buses import Bus, MemoryBus, QueuedBus, bus_for_store
+from fastmcp_sessions.buses.postgresql import PostgreSQLBus
 from fastmcp_sessions.buses.redis import RedisBus
 from fastmcp_sessions.buses.unix import UnixSocketBus
 from fastmcp_sessions.stores.base import Store
 
 MakeBus = Callable[..., Bus]
-BUSES = ["memory", "redis", "redis-cluster", "unix"]
+BUSES = ["memory", "redis", "redis-cluster", "postgresql", "unix"]
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -42,6 +43,7 @@ async def make_bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     made: list[Bus] = []
     stores: list[Store] = []
     base = tmp_path / "bus"
+    schema = "b" + secrets.token_hex(6)
 
     def make(server_name: str = "srv", **options: Any) -> Bus:
         bus: Bus
@@ -49,6 +51,12 @@ async def make_bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             bus = MemoryBus(server_name=server_name, **options)
         elif kind == "unix":
             bus = UnixSocketBus(base / server_name, server_name=server_name, **options)
+        elif kind == "postgresql":
+            url = request.getfixturevalue("postgres_server").url
+            store = open_store(f"{url}?schema={schema}")
+            stores.append(store)
+            bus = bus_for_store(store, server_name=server_name, **options)
+            assert isinstance(bus, PostgreSQLBus)
         else:
             fixture = "redis_server" if kind == "redis" else "redis_cluster"
             store = open_store(request.getfixturevalue(fixture).url)

@@ -2,6 +2,7 @@
 
 - ``MemoryBus``: one process.
 - ``RedisBus``: every replica on one Redis (sharded pub/sub on a Cluster).
+- ``PostgreSQLBus``: every replica on one PostgreSQL (an events table; NOTIFY wakes listeners).
 - ``UnixSocketBus``: every process on one machine (the disk store's default).
 - ``bus_for_store(store, server_name=...)``: the right one for a store.
 
@@ -13,7 +14,16 @@ from fastmcp_sessions.buses.base import Bus, BusStats, QueuedBus
 from fastmcp_sessions.buses.memory import MemoryBus
 from fastmcp_sessions.buses.selection import bus_for_store
 
-__all__ = ["Bus", "BusStats", "MemoryBus", "QueuedBus", "RedisBus", "UnixSocketBus", "bus_for_store"]
+__all__ = [
+    "Bus",
+    "BusStats",
+    "MemoryBus",
+    "PostgreSQLBus",
+    "QueuedBus",
+    "RedisBus",
+    "UnixSocketBus",
+    "bus_for_store",
+]
 
 
 def __getattr__(name: str) -> object:
@@ -22,6 +32,10 @@ def __getattr__(name: str) -> object:
         from fastmcp_sessions.buses.redis import RedisBus
 
         return RedisBus
+    if name == "PostgreSQLBus":
+        from fastmcp_sessions.buses.postgresql import PostgreSQLBus
+
+        return PostgreSQLBus
     if name == "UnixSocketBus":
         from fastmcp_sessions.buses.unix import UnixSocketBus
 

@@ -2,9 +2,7 @@
 
 One entry per backend family, tried in order; the first that claims the store builds its
 bus from what the store shares publicly (the Redis client, the disk file's path). A new
-backend adds a module beside ``redis.py`` and one entry to ``_FACTORIES`` - for the
-PostgreSQL store, a ``QueuedBus`` whose ``_send_batch`` runs ``NOTIFY`` and whose
-``_listen`` holds ``LISTEN`` on one dedicated connection.
+backend adds a module beside ``redis.py`` and one entry to ``_FACTORIES``.
 """
 
 from __future__ import annotations
@@ -42,6 +40,16 @@ def _redis(store: Store, server_name: str, options: dict[str, Any]) -> Bus | Non
     return RedisBus(store.client, server_name=server_name, namespace=store.namespace, **options)
 
 
+def _postgresql(store: Store, server_name: str, options: dict[str, Any]) -> Bus | None:
+    from fastmcp_sessions.stores.postgresql import PostgreSQLStore
+
+    if not isinstance(store, PostgreSQLStore):
+        return None
+    from fastmcp_sessions.buses.postgresql import PostgreSQLBus
+
+    return PostgreSQLBus.for_store(store, server_name=server_name, **options)
+
+
 def _disk(store: Store, server_name: str, options: dict[str, Any]) -> Bus | None:
     from fastmcp_sessions.stores.disk import DiskStore
 
@@ -56,12 +64,12 @@ def _disk(store: Store, server_name: str, options: dict[str, Any]) -> Bus | None
     return UnixSocketBus.for_store(store, server_name=server_name, **options)
 
 
-_FACTORIES: list[Callable[[Store, str, dict[str, Any]], Bus | None]] = [_redis, _disk]
+_FACTORIES: list[Callable[[Store, str, dict[str, Any]], Bus | None]] = [_redis, _postgresql, _disk]
 
 
 def bus_for_store(store: Store, *, server_name: str, **options: Any) -> Bus:
-    """The bus that reaches every process sharing ``store``: Redis pub/sub for Redis,
-    Unix sockets for the disk store, else (memory, MongoDB, DynamoDB) the in-process
+    """The bus that reaches every process sharing ``store``: Redis for Redis, an events
+    table for PostgreSQL, Unix sockets for the disk store, else (memory, MongoDB, DynamoDB) the in-process
     ``MemoryBus`` - notifications then reach only clients of the publishing process.
 
     ``options`` go to the bus (``max_buffered_events``; ``max_outbox``, ``timeout`` for
