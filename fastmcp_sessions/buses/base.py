@@ -419,7 +419,7 @@ class QueuedBus(Bus):
 
     crosses_processes = True
 
-    replays: ClassVar[bool] = False
+    replays = False
     """Whether the backend keeps events, so a listener that reconnects gets what it missed
     (else the three list-changed events are delivered after every gap)."""
 
@@ -492,10 +492,9 @@ class QueuedBus(Bus):
                 task.cancel()
             elif loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(task.cancel)  # tasks of another loop: stop them there
-        if own_loop:
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if own_loop and tasks:
+            await self._interrupt()
+            await asyncio.wait(tasks, timeout=self.timeout)
         self._sender = self._receiver = None
         if self._outbox:
             self._warn("close", "%r closed with %d event(s) unsent", self, len(self._outbox))
@@ -511,6 +510,9 @@ class QueuedBus(Bus):
 
     async def _close_backend(self) -> None:
         """Release what the bus opened (not a client it was given)."""
+
+    async def _interrupt(self) -> None:
+        """Break off a read in progress (a driver may not end it on cancellation alone)."""
 
     def _describe(self) -> str:
         return type(self).__name__
