@@ -37,7 +37,7 @@ from fastmcp.server.lifespan import ContextManagerLifespan, Lifespan
 from mcp.server.request_state import RequestStateSecurity
 
 from fastmcp_sessions._closing import AsyncClosing
-from fastmcp_sessions.buses import Bus, bus_for_store
+from fastmcp_sessions.buses import Bus, bus_for_store, bus_for_url
 from fastmcp_sessions.encryption import KEYS_ENV, Keyring, load_keyring
 from fastmcp_sessions.fastmcp_caching import SafeResponseCachingMiddleware
 from fastmcp_sessions.fastmcp_subscriptions import (
@@ -188,6 +188,7 @@ def server_storage(
     event_ttl: int | None = 3600,
     max_events_per_stream: int = 100,
     request_state_ttl: float = 600.0,
+    bus_url: str | None = None,
     **open_options: Any,
 ) -> ServerStorage:
     """Build every store a FastMCP server needs from one store URL (or one ``store``).
@@ -207,6 +208,9 @@ def server_storage(
         request_state_ttl: Seconds a sealed ``requestState`` stays valid. Its keys derive
             from the fastmcp-sessions keyring (``keys=`` among ``open_options``, else env
             ``FASTMCP_SESSIONS_KEYS``, else the OAuth proxy's keyring above), rotating with it.
+        bus_url: Carry change notifications through this ``redis://`` or ``postgresql://``
+            backend instead of the store's own bus (for memory, MongoDB and DynamoDB stores,
+            whose notifications otherwise stay within each process).
         **open_options: Passed to ``open_store``.
     """
     if not isinstance(server_name, str) or not server_name or "/" in server_name:
@@ -232,7 +236,11 @@ def server_storage(
         oauth_client_storage=EncryptedStore(part("oauth"), keys=keyring),
         response_cache_storage=part("cache"),
         owns_store=owns,
-        subscription_bus=bus_for_store(base, server_name=server_name),
+        subscription_bus=(
+            bus_for_store(base, server_name=server_name)
+            if bus_url is None
+            else bus_for_url(bus_url, server_name=server_name)
+        ),
         request_state_security=_shared_request_state(open_options, server_name, request_state_ttl, keyring),
     )
 

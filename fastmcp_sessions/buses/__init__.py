@@ -5,6 +5,7 @@
 - ``PostgreSQLBus``: every replica on one PostgreSQL (an events table; NOTIFY wakes listeners).
 - ``UnixSocketBus``: every process on one machine (the disk store's default).
 - ``bus_for_store(store, server_name=...)``: the right one for a store.
+- ``bus_for_url(url, server_name=...)``: a Redis or PostgreSQL bus for any store.
 
 Buses know stores only through what a store shares publicly (a Redis client, a file
 path); stores know nothing of buses. See docs/replicas.md.
@@ -12,7 +13,7 @@ path); stores know nothing of buses. See docs/replicas.md.
 
 from fastmcp_sessions.buses.base import Bus, BusStats, QueuedBus
 from fastmcp_sessions.buses.memory import MemoryBus
-from fastmcp_sessions.buses.selection import bus_for_store
+from fastmcp_sessions.buses.selection import bus_for_store, bus_for_url
 
 __all__ = [
     "Bus",
@@ -23,6 +24,7 @@ __all__ = [
     "RedisBus",
     "UnixSocketBus",
     "bus_for_store",
+    "bus_for_url",
 ]
 
 

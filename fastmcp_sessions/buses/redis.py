@@ -143,6 +143,8 @@ class RedisBus(QueuedBus):
         self._cluster_ready = False
         self._last_id: str | None = None  # of the last stream entry delivered
         self._conn: Any = None  # the dedicated connection while one is open
+        self.owned_store: Any = None
+        """A store opened for this bus alone (``bus_for_url``), closed with it."""
 
     def __repr__(self) -> str:
         kind = "cluster" if self.cluster else "server"
@@ -206,6 +208,11 @@ class RedisBus(QueuedBus):
             self._conn = None
             with contextlib.suppress(Exception):
                 await conn.disconnect()
+
+    async def _close_backend(self) -> None:
+        store, self.owned_store = self.owned_store, None
+        if store is not None:
+            await store.close()
 
     async def _interrupt(self) -> None:
         conn = self._conn
