@@ -37,7 +37,7 @@ import random
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -79,6 +79,7 @@ MAX_URI_LENGTH = 8192
 WARN_INTERVAL = 10.0
 """Seconds between two warnings of the same cause (the counters keep counting)."""
 
+_MAX_ORIGINS = 4096  # publishing buses remembered for dropping repeats (oldest forgotten)
 _DRAIN_SLICE = 16  # events one drain callback hands a listener before yielding the loop
 
 _LIST_CHANGED: tuple[ServerEvent, ...] = (ToolsListChanged(), PromptsListChanged(), ResourcesListChanged())
@@ -114,6 +115,11 @@ class BusStats:
     """Backend messages on our channel that were not events of ours (ignored)."""
     reconnects: int = 0
     """Times the subscription to the backend was lost and opened again."""
+    duplicates: int = 0
+    """Events that arrived twice (a write retried after its reply was lost) and were delivered once."""
+    missed: int = 0
+    """Times more events were missed than the backend keeps (trimmed); the three list-changed
+    events were delivered instead."""
 
 
 def _check_event(event: object) -> ServerEvent:
@@ -131,31 +137,44 @@ def _check_event(event: object) -> ServerEvent:
     )
 
 
-def encode_event(event: ServerEvent, origin: str) -> bytes:
-    """The wire form of ``event``: compact JSON tagged with the publishing bus's ``origin``."""
+def encode_event(event: ServerEvent, origin: str, serial: int | None = None) -> bytes:
+    """The wire form of ``event``: compact JSON tagged with the publishing bus's ``origin``
+    and, from a ``QueuedBus``, the event's ``serial`` in that bus (so a retried write that
+    had landed is delivered once)."""
+    body: dict[str, str | int]
     if isinstance(event, ResourceUpdated):
-        body: dict[str, str] = {"v": "1", "o": origin, "e": "resource", "u": event.uri}
+        body = {"v": "1", "o": origin, "e": "resource", "u": event.uri}
     else:
         body = {"v": "1", "o": origin, "e": _KINDS[type(event)]}
+    if serial is not None:
+        body["n"] = serial
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
 def decode_event(data: bytes | str) -> tuple[str, ServerEvent] | None:
     """``(origin, event)`` from ``encode_event``'s output, or ``None`` for anything else."""
+    decoded = _decode(data)
+    return None if decoded is None else (decoded[0], decoded[2])
+
+
+def _decode(data: bytes | str) -> tuple[str, int | None, ServerEvent] | None:
     try:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(body, dict) or body.get("v") != "1" or not isinstance(body.get("o"), str):
         return None
+    serial = body.get("n")
+    if serial is not None and (not isinstance(serial, int) or isinstance(serial, bool)):
+        return None
     kind = body.get("e")
     if kind == "resource":
         uri = body.get("u")
         if isinstance(uri, str) and uri and len(uri) <= MAX_URI_LENGTH:
-            return body["o"], ResourceUpdated(uri=uri)
+            return body["o"], serial, ResourceUpdated(uri=uri)
         return None
     event = _BY_KIND.get(kind) if isinstance(kind, str) else None
-    return (body["o"], event) if event is not None else None
+    return (body["o"], serial, event) if event is not None else None
 
 
 class _Listener:
@@ -400,6 +419,10 @@ class QueuedBus(Bus):
 
     crosses_processes = True
 
+    replays = False
+    """Whether the backend keeps events, so a listener that reconnects gets what it missed
+    (else the three list-changed events are delivered after every gap)."""
+
     def __init__(
         self,
         *,
@@ -417,7 +440,9 @@ class QueuedBus(Bus):
         self.max_outbox = max_outbox
         self.timeout = float(timeout)
         self._backoff = (float(backoff[0]), float(backoff[1]))
-        self._outbox: dict[ServerEvent, None] = {}
+        self._outbox: dict[ServerEvent, int] = {}  # event -> its serial, in publishing order
+        self._serials = itertools.count(1)
+        self._seen: OrderedDict[str, int] = OrderedDict()  # origin -> last serial delivered
         self._wake: asyncio.Event | None = None
         self._subscribed: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
@@ -467,10 +492,9 @@ class QueuedBus(Bus):
                 task.cancel()
             elif loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(task.cancel)  # tasks of another loop: stop them there
-        if own_loop:
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if own_loop and tasks:
+            await self._interrupt()
+            await asyncio.wait(tasks, timeout=self.timeout)
         self._sender = self._receiver = None
         if self._outbox:
             self._warn("close", "%r closed with %d event(s) unsent", self, len(self._outbox))
@@ -486,6 +510,9 @@ class QueuedBus(Bus):
 
     async def _close_backend(self) -> None:
         """Release what the bus opened (not a client it was given)."""
+
+    async def _interrupt(self) -> None:
+        """Break off a read in progress (a driver may not end it on cancellation alone)."""
 
     def _describe(self) -> str:
         return type(self).__name__
@@ -529,7 +556,7 @@ class QueuedBus(Bus):
                 self.stats.dropped_overflow,
             )
             return
-        self._outbox[event] = None
+        self._outbox[event] = next(self._serials)
         if self._idle is not None:
             self._idle.clear()
         if self._wake is not None:
@@ -545,12 +572,12 @@ class QueuedBus(Bus):
             self._wake.clear()
             # Taken out before sending: an event published again during the write is a new
             # change and must be sent again, not merged into the one in flight.
-            batch = list(itertools.islice(self._outbox, 128))
-            for event in batch:
+            batch = [(e, self._outbox[e]) for e in itertools.islice(self._outbox, 128)]
+            for event, _ in batch:
                 del self._outbox[event]
             try:
                 await asyncio.wait_for(
-                    self._send_batch([encode_event(e, self.origin) for e in batch]), self.timeout
+                    self._send_batch([encode_event(e, self.origin, n) for e, n in batch]), self.timeout
                 )
             except asyncio.CancelledError:
                 self._requeue(batch)
@@ -573,10 +600,11 @@ class QueuedBus(Bus):
             else:
                 delay = self._backoff[0]
 
-    def _requeue(self, batch: list[ServerEvent]) -> None:
-        merged = dict.fromkeys(batch)
-        for event in self._outbox:
-            merged.setdefault(event)
+    def _requeue(self, batch: list[tuple[ServerEvent, int]]) -> None:
+        # The batch keeps its serials: if the failed write had landed, listeners drop the repeat.
+        merged = dict(batch)
+        for event, serial in self._outbox.items():
+            merged.setdefault(event, serial)
         while len(merged) > self.max_outbox:
             merged.pop(next(reversed(merged)))
             self.stats.dropped_overflow += 1
@@ -620,13 +648,25 @@ class QueuedBus(Bus):
         resumed = self._ever_subscribed
         self._ever_subscribed = True
         self._subscribed.set()
-        if resumed:
+        if resumed and not self.replays:
             logger.info("%r: subscription open again; announcing possibly missed list changes", self)
             for event in _LIST_CHANGED:
                 self._deliver_local(event)
 
+    def _missed_events(self, why: str) -> None:
+        """More was missed than the backend keeps: tell clients to refetch everything."""
+        self.stats.missed += 1
+        logger.warning(
+            "%r: %s; events were missed, announcing list changes (%d time(s) so far)",
+            self,
+            why,
+            self.stats.missed,
+        )
+        for event in _LIST_CHANGED:
+            self._deliver_local(event)
+
     def _on_message(self, data: bytes) -> None:
-        decoded = decode_event(data)
+        decoded = _decode(data)
         if decoded is None:
             self.stats.malformed += 1
             self._warn(
@@ -636,9 +676,18 @@ class QueuedBus(Bus):
                 self.stats.malformed,
             )
             return
-        origin, event = decoded
+        origin, serial, event = decoded
         if origin == self.origin:
             return  # already delivered here when it was published
+        if serial is not None:
+            last = self._seen.get(origin)
+            if last is not None and serial <= last:
+                self.stats.duplicates += 1
+                return
+            self._seen[origin] = serial
+            self._seen.move_to_end(origin)
+            if len(self._seen) > _MAX_ORIGINS:
+                self._seen.popitem(last=False)
         self.stats.received += 1
         self._deliver_local(event)
 

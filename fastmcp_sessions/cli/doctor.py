@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from key_value.aio.errors import BaseKeyValueError, DecryptionError
 
 from fastmcp_sessions import telemetry
+from fastmcp_sessions.buses.selection import shares_notifications
 from fastmcp_sessions.cli._common import (
     CliError,
     Console,
@@ -95,6 +96,12 @@ async def run_doctor(console: Console, url_arg: str | None, *, strict: bool = Fa
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     report.backend = cls.__name__
+    if not shares_notifications(cls):
+        report.add(
+            "info",
+            "change notifications stay within each process with this store; pass "
+            "bus_url='redis://...' or 'postgresql://...' to server_storage to reach every replica",
+        )
     if cls.handles_encryption:
         await _diagnose_disk(report, url)
     else:

@@ -37,7 +37,7 @@ from mcp.server.request_state import RequestStateSecurity
 from mcp.server.streamable_http import EventStore
 
 from fastmcp_sessions._closing import AsyncClosing
-from fastmcp_sessions.buses import Bus, bus_for_store
+from fastmcp_sessions.buses import Bus, bus_for_store, bus_for_url
 from fastmcp_sessions.encryption import KEYS_ENV, Keyring, load_keyring
 from fastmcp_sessions.events import event_store
 from fastmcp_sessions.fastmcp.adopt import adopt_plain_layout
@@ -207,6 +207,7 @@ def server_storage(
     max_events_per_stream: int = 100,
     request_state_ttl: float = 600.0,
     adopt_plain: bool = True,
+    bus_url: str | None = None,
     **open_options: Any,
 ) -> ServerStorage:
     """Build every store a FastMCP server needs from one store URL (or one ``store``).
@@ -232,6 +233,9 @@ def server_storage(
             so moving to ``server_storage`` keeps sessions and logins (see
             ``fastmcp_sessions.fastmcp.adopt``). Pass ``False`` when that top-level data
             belongs to another server sharing the store.
+        bus_url: Carry change notifications through this ``redis://`` or ``postgresql://``
+            backend instead of the store's own bus (for memory, MongoDB and DynamoDB stores,
+            whose notifications otherwise stay within each process).
         **open_options: Passed to ``open_store``.
     """
     if not isinstance(server_name, str) or not server_name or "/" in server_name:
@@ -255,7 +259,11 @@ def server_storage(
         oauth_client_storage=EncryptedStore(part("oauth"), keys=keyring),
         response_cache_storage=part("cache"),
         owns_store=owns,
-        subscription_bus=bus_for_store(base, server_name=server_name),
+        subscription_bus=(
+            bus_for_store(base, server_name=server_name)
+            if bus_url is None
+            else bus_for_url(bus_url, server_name=server_name)
+        ),
         request_state_security=_shared_request_state(open_options, server_name, request_state_ttl, keyring),
         event_storage=events,
         adopt_plain=adopt_plain,

@@ -41,7 +41,7 @@ class Fleet:
 
     @property
     def channel(self) -> str:
-        return f"fastmcp-sessions:0:fastmcp/{self.server_name}/events"
+        return f"fastmcp-sessions:fastmcp/{self.server_name}/stream"
 
 
 @pytest.fixture(scope="module")
@@ -177,9 +177,10 @@ async def frames_until(
 async def wait_subscribers(fleet: Fleet, count: int) -> None:
     deadline = time.monotonic() + MARGIN
     while True:
-        reply = fleet.redis.command("PUBSUB", "NUMSUB", fleet.channel)
-        assert isinstance(reply, list)
-        if int(reply[1]) >= count:
+        # Each replica's bus reads its stream on one connection, blocked in XREAD.
+        listing = fleet.redis.command("CLIENT", "LIST")
+        text = listing.decode() if isinstance(listing, bytes) else str(listing)
+        if sum(" cmd=xread " in f" {line} " for line in text.splitlines()) >= count:
             return
         assert time.monotonic() < deadline, f"no replica resubscribed to {fleet.channel}"
         await asyncio.sleep(0.05)
