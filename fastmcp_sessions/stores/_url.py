@@ -26,7 +26,7 @@ def parse_bool(text: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"expected true or false, got {text!r}")
+    raise StoreOptionError(f"expected true or false, got {text!r}")
 
 
 def take_query_options(
@@ -75,5 +75,5 @@ def split_own_options(url: str, converters: Mapping[str, Callable[[str], Any]]) 
         try:
             ours[unquote(name)] = convert(unquote(raw))
         except ValueError as exc:
-            raise ValueError(f"{parts.scheme}:// option {unquote(name)}: {exc}") from None
+            raise StoreOptionError(f"{parts.scheme}:// option {unquote(name)}: {exc}") from None
     return urlunsplit(parts._replace(query="&".join(rest))), ours

@@ -43,6 +43,7 @@ from fastmcp_sessions.errors import (
     EntryTooLargeError,
     KeyValueOperationError,
     StoreConnectionError,
+    StoreOptionError,
     StoreSetupError,
     key_ref,
 )
@@ -202,20 +203,20 @@ class DynamoDBStore(Store):
             raise _DRIVER.error()
         super().__init__(default_collection=default_collection)
         if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
-            raise ValueError(
+            raise StoreOptionError(
                 f"invalid DynamoDB table name {table!r}: use 3-255 characters of A-Z, a-z, 0-9, '_', '-', '.'"
             )
         mode = billing_mode.upper().replace("-", "_")
         if mode in ("ON_DEMAND", "PAY_PER_REQUEST"):
             mode = "PAY_PER_REQUEST"
         elif mode != "PROVISIONED":
-            raise ValueError(
+            raise StoreOptionError(
                 f"billing_mode must be PAY_PER_REQUEST (on-demand) or PROVISIONED, got {billing_mode!r}"
             )
         if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            raise StoreOptionError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be a positive int, got {max_attempts!r}")
+            raise StoreOptionError(f"max_attempts must be a positive int, got {max_attempts!r}")
         self.table = table
         self.region = region
         self.endpoint_url = endpoint_url
@@ -245,16 +246,18 @@ class DynamoDBStore(Store):
         ``profile``, ``default_collection``). Credentials never go in the URL."""
         parts = urlsplit(url)
         if parts.username or parts.password:
-            raise ValueError(
+            raise StoreOptionError(
                 "dynamodb:// URLs carry no credentials: use the environment (AWS_ACCESS_KEY_ID, "
                 "AWS_PROFILE, an instance role) or pass session=/aws_access_key_id= as options"
             )
         path = parts.path.strip("/")
         if parts.netloc and path:
-            raise ValueError(f"dynamodb:// URLs name one table: dynamodb://TABLE, not {parts.netloc}/{path}")
+            raise StoreOptionError(
+                f"dynamodb:// URLs name one table: dynamodb://TABLE, not {parts.netloc}/{path}"
+            )
         table = unquote(parts.netloc or path)
         if not table:
-            raise ValueError("a dynamodb:// URL needs a table name: dynamodb://TABLE?region=...")
+            raise StoreOptionError("a dynamodb:// URL needs a table name: dynamodb://TABLE?region=...")
         take_query_options(url, _URL_OPTIONS, options)
         return cls(table, **options)
 

@@ -16,6 +16,7 @@ from time import monotonic
 from typing import Any, SupportsFloat
 
 from fastmcp_sessions._values import check_collection, check_key, check_ttl, clone, copy_value
+from fastmcp_sessions.errors import StoreOptionError
 from fastmcp_sessions.stores._url import take_query_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 from fastmcp_sessions.telemetry import SWITCH
@@ -39,7 +40,7 @@ class MemoryStore(Store):
     def __init__(self, *, max_entries: int | None = None, default_collection: str | None = None) -> None:
         super().__init__(default_collection=default_collection)
         if max_entries is not None and (isinstance(max_entries, bool) or max_entries < 1):
-            raise ValueError(f"max_entries must be a positive int or None, got {max_entries!r}")
+            raise StoreOptionError(f"max_entries must be a positive int or None, got {max_entries!r}")
         self.max_entries = max_entries
         self._data: dict[str, dict[str, _Entry]] = {}
         self._size = 0

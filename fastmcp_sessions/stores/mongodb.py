@@ -49,6 +49,7 @@ from fastmcp_sessions.errors import (
     KeyValueOperationError,
     SerializationError,
     StoreConnectionError,
+    StoreOptionError,
     StoreSetupError,
     key_ref,
 )
@@ -260,12 +261,12 @@ class MongoDBStore(Store):
         if not HAVE_PYMONGO:
             raise _DRIVER.error()
         if url is None and client is None:
-            raise ValueError("MongoDBStore needs a mongodb:// URL or client=AsyncMongoClient(...)")
+            raise StoreOptionError("MongoDBStore needs a mongodb:// URL or client=AsyncMongoClient(...)")
         # This store's options may sit in the URL's query; the keywords win.
         url, ours = (None, {}) if client is not None or url is None else split_own_options(url, _URL_OPTIONS)
         timeout = ours.get("timeout", 5.0) if timeout is None else timeout
         if isinstance(timeout, bool) or not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            raise StoreOptionError(f"timeout must be a positive number of seconds, got {timeout!r}")
         super().__init__(
             default_collection=ours.get("default_collection")
             if default_collection is None
@@ -285,7 +286,7 @@ class MongoDBStore(Store):
                 self.database, codec_options=_CODEC_OPTIONS
             ).get_collection(self.collection_name)
         except (InvalidName, TypeError) as exc:
-            raise ValueError(
+            raise StoreOptionError(
                 f"invalid MongoDB database or collection name ({exc}); database names may not contain "
                 "/\\. \"$ or spaces, collection names may not be empty or start with 'system.'"
             ) from None

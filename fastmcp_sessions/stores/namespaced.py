@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastmcp_sessions._values import check_collection
+from fastmcp_sessions.errors import StoreOptionError
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 
 __all__ = ["NamespacedStore"]
@@ -65,7 +66,7 @@ class NamespacedStore(Store):
         super().__init__(default_collection=inner.default_collection)
         check_collection(namespace)
         if scope not in ("collection", "key"):
-            raise ValueError(f"scope must be 'collection' or 'key', got {scope!r}")
+            raise StoreOptionError(f"scope must be 'collection' or 'key', got {scope!r}")
         self.inner = inner
         self.namespace = namespace
         self.scope: Scope = scope

@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from fastmcp_sessions.errors import StoreOptionError
 from fastmcp_sessions.stores._url import parse_bool, redact_url, replace_query
 from fastmcp_sessions.stores.base import Store, register_backend, registered_backends
 
@@ -66,7 +67,7 @@ def store_class(scheme: str) -> type[Store]:
     _load_backends()
     cls = registered_backends().get(scheme.lower())
     if cls is None:
-        raise ValueError(
+        raise StoreOptionError(
             f"unknown store URL scheme {scheme!r}; supported: "
             + ", ".join(f"{s}://" for s in supported_schemes())
         )

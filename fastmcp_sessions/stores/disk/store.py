@@ -180,7 +180,7 @@ class DiskStore(DiskOpening, Store):
         ``default_collection``, ``offload`` (auto/true/false), ``create``, ``integrity_check``."""
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
-            raise ValueError(
+            raise StoreOptionError(
                 f"disk URLs take an absolute path: disk:///path/to/store.sqlite3 (got host {parts.netloc!r})"
             )
         take_query_options(url, _URL_OPTIONS, options)

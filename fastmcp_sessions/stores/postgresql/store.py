@@ -19,6 +19,7 @@ from fastmcp_sessions.errors import (
     DeserializationError,
     KeyValueOperationError,
     StoreConnectionError,
+    StoreOptionError,
     StoreSetupError,
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
@@ -144,9 +145,11 @@ class PostgreSQLStore(Store):
         if not HAVE_ASYNCPG:
             raise _DRIVER.error()
         if url is None and pool is None:
-            raise ValueError("PostgreSQLStore needs a postgresql:// URL or pool=asyncpg.create_pool(...)")
+            raise StoreOptionError(
+                "PostgreSQLStore needs a postgresql:// URL or pool=asyncpg.create_pool(...)"
+            )
         if url is not None and pool is not None:
-            raise ValueError("pass either url= or pool=, not both")
+            raise StoreOptionError("pass either url= or pool=, not both")
         ours: dict[str, Any] = {}
         if url is not None:
             url, ours = split_own_options(url, _URL_OPTIONS)
@@ -159,22 +162,22 @@ class PostgreSQLStore(Store):
         self.table = option("table", table, DEFAULT_TABLE)
         for what, name in (("schema", self.schema), ("table", self.table)):
             if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
-                raise ValueError(
+                raise StoreOptionError(
                     f"invalid PostgreSQL {what} name {name!r}: use 1-63 letters, digits and '_', not "
                     "starting with a digit"
                 )
         self.timeout = float(option("timeout", timeout, DEFAULT_TIMEOUT))
         if not (0 < self.timeout < math.inf):
-            raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+            raise StoreOptionError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
         self.purge_interval = float(option("purge_interval", purge_interval, DEFAULT_PURGE_INTERVAL))
         if not (0 <= self.purge_interval < math.inf):
-            raise ValueError(f"purge_interval must be >= 0 seconds, got {self.purge_interval!r}")
+            raise StoreOptionError(f"purge_interval must be >= 0 seconds, got {self.purge_interval!r}")
         self.create_table = bool(option("create_table", create_table, True))
         self.migrate = bool(option("migrate", migrate, False))
         self.min_connections = int(option("min_connections", min_connections, 1))
         self.max_connections = int(option("max_connections", max_connections, 10))
         if not (0 <= self.min_connections <= self.max_connections and self.max_connections >= 1):
-            raise ValueError("need 0 <= min_connections <= max_connections and max_connections >= 1")
+            raise StoreOptionError("need 0 <= min_connections <= max_connections and max_connections >= 1")
         self.statement_cache_size = option("statement_cache_size", statement_cache_size, None)
         self._url = url
         self._pool: Pool | None = pool
