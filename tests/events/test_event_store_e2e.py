@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +16,8 @@ import pytest
 
 from fastmcp_sessions import Keyring
 from tests._support import WORKERS
-from tests._support.servers import RedisServer, free_port, wait_for_port
+from tests._support.replicas import start_replicas
+from tests._support.servers import RedisServer
 
 APP = WORKERS / "events_app.py"
 LEGACY = "2025-11-25"
@@ -30,43 +27,14 @@ JSON_AND_SSE = {"Accept": "application/json, text/event-stream", "Content-Type":
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     home = tmp_path_factory.mktemp("event-replicas")
-    key = Keyring.generate_key()
-    procs: list[subprocess.Popen[str]] = []
     with RedisServer() as redis:
-        urls = {}
-        try:
-            for replica in ("A", "B"):
-                port = free_port()
-                env = dict(
-                    os.environ,
-                    FASTMCP_CHECK_FOR_UPDATES="off",
-                    FASTMCP_SESSIONS_KEYS=key,
-                    FASTMCP_SESSIONS_URL=redis.url + "?encryption=true",
-                    SERVER_NAME="resumable",
-                    PORT=str(port),
-                    HOME=str(home),
-                    XDG_CONFIG_HOME=str(home / "config"),
-                    XDG_DATA_HOME=str(home / "data"),
-                )
-                log = open(home / f"{replica}.log", "w")  # noqa: SIM115 - lives as long as the process
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, str(APP)], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-                    )
-                )
-                urls[replica] = f"http://127.0.0.1:{port}/mcp"
-                wait_for_port(port, procs[-1], timeout=120)
-            yield urls
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        env = {
+            "FASTMCP_SESSIONS_KEYS": Keyring.generate_key(),
+            "FASTMCP_SESSIONS_URL": redis.url + "?encryption=true",
+            "SERVER_NAME": "resumable",
+        }
+        with start_replicas(APP, ("A", "B"), home=home, env=env) as fleet:
+            yield {label: r.url for label, r in fleet.items()}
 
 
 @dataclass

@@ -9,11 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -25,7 +21,8 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOC
 
 from fastmcp_sessions import Keyring
 from tests._support import WORKERS
-from tests._support.servers import RedisServer, free_port, wait_for_port
+from tests._support.replicas import start_replicas
+from tests._support.servers import RedisServer
 
 VERSION = "2026-07-28"
 SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
@@ -47,51 +44,15 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     home = tmp_path_factory.mktemp("replicas")
-    key = Keyring.generate_key()
     name = "replicas-" + secrets.token_hex(4)
-    procs: list[subprocess.Popen[str]] = []
     with RedisServer() as redis:
-        urls = {}
-        try:
-            for replica in ("A", "B"):
-                port = free_port()
-                env = dict(
-                    os.environ,
-                    FASTMCP_CHECK_FOR_UPDATES="off",
-                    FASTMCP_SESSIONS_KEYS=key,
-                    FASTMCP_SESSIONS_URL=redis.url,
-                    SERVER_NAME=name,
-                    REPLICA=replica,
-                    PORT=str(port),
-                    HOME=str(home),
-                    XDG_CONFIG_HOME=str(home / "config"),
-                    XDG_DATA_HOME=str(home / "data"),
-                )
-                log = open(home / f"{replica}.log", "w")  # noqa: SIM115 - lives as long as the process
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, str(APP)],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        text=True,
-                        start_new_session=True,
-                    )
-                )
-                urls[replica] = f"http://127.0.0.1:{port}/mcp"
-            for proc, url in zip(procs, urls.values(), strict=True):
-                wait_for_port(int(url.split(":")[2].split("/")[0]), proc, timeout=120)
-            yield Fleet(redis, name, urls)
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        env = {
+            "FASTMCP_SESSIONS_KEYS": Keyring.generate_key(),
+            "FASTMCP_SESSIONS_URL": redis.url,
+            "SERVER_NAME": name,
+        }
+        with start_replicas(APP, ("A", "B"), home=home, env=env) as replicas:
+            yield Fleet(redis, name, {label: r.url for label, r in replicas.items()})
 
 
 def request(request_id: str | int, method: str, params: dict[str, Any]) -> dict[str, Any]:
