@@ -1,6 +1,7 @@
-"""One replica of a FastMCP app with change notifications across replicas (run by test_replicas.py).
+"""One replica of a FastMCP app with change notifications across replicas (run by
+test_replicas.py on Redis and test_replicas_postgresql.py on PostgreSQL).
 
-Env: FASTMCP_SESSIONS_URL (the shared Redis), SERVER_NAME, REPLICA (a label), PORT.
+Env: FASTMCP_SESSIONS_URL (the shared store), SERVER_NAME, REPLICA (a label), PORT.
 """
 
 from __future__ import annotations
