@@ -76,8 +76,8 @@ class ServerStorage(AsyncClosing):
         oauth_client_storage: Encrypted storage for ``OAuthProxy(client_storage=...)``.
         response_cache_storage: For ``ResponseCachingMiddleware(cache_storage=...)``.
         subscription_bus: Change notifications across the processes sharing the store,
-            for ``enable_subscriptions(mcp, ...)`` (Redis pub/sub, Unix sockets for the
-            disk store, else in-process).
+            for ``enable_subscriptions(mcp, ...)`` (a Redis stream, a PostgreSQL events
+            table, Unix sockets for the disk store, else in-process).
         request_state_security: For ``FastMCP(request_state_security=...)``: a
             ``requestState`` sealed by one replica opens on every other.
     """
