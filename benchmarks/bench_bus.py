@@ -11,7 +11,7 @@ Contenders:
   * RedisBus on pub/sub (``durable=False``), two processes
   * RedisBus on a stream on a Redis Cluster, two processes
   * PostgreSQLBus (events table + payload-free NOTIFY), two processes
-  * UnixSocketBus (the disk store's), two processes
+  * UnixSocketBus (the disk store's: SQLite journal, datagram wake-ups), two processes
 
     .venv/bin/python benchmarks/bench_bus.py [--rate 500] [--seconds 5] [--burst 20000]
 
@@ -61,7 +61,14 @@ PUBSUB = "RedisBus pub/sub (durable=False)"
 def make_bus(spec: dict[str, Any], capacity: int) -> Bus:
     """The bus a process of one contender uses: ``spec`` is ``{"kind", "where", "options"}``."""
     if spec["kind"] == "unix":
-        return UnixSocketBus(spec["where"], server_name=spec["name"], max_buffered_events=capacity)
+        # The journal keeps the whole burst, so a listener that falls behind still reads every event.
+        return UnixSocketBus(
+            spec["where"],
+            server_name=spec["name"],
+            max_outbox=capacity,
+            max_buffered_events=capacity,
+            retain_events=capacity,
+        )
     return bus_for_url(
         spec["where"],
         server_name=spec["name"],

@@ -3,7 +3,8 @@
 - ``MemoryBus``: one process.
 - ``RedisBus``: every replica on one Redis (sharded pub/sub on a Cluster).
 - ``PostgreSQLBus``: every replica on one PostgreSQL (an events table; NOTIFY wakes listeners).
-- ``UnixSocketBus``: every process on one machine (the disk store's default).
+- ``UnixSocketBus``: every process on one machine (the disk store's default; a SQLite journal
+  beside the database, Unix datagrams only to wake listeners).
 - ``bus_for_store(store, server_name=...)``: the right one for a store.
 - ``bus_for_url(url, server_name=...)``: a Redis or PostgreSQL bus for any store.
 

@@ -59,18 +59,32 @@ def _disk(store: Store, server_name: str, options: dict[str, Any]) -> Bus | None
 
     if not HAVE_UNIX_SOCKETS:
         return None
-    options = {k: v for k, v in options.items() if k == "max_buffered_events"}
+    # The options every bus shares and the journal's own; another backend's are not for it.
+    options = {k: v for k, v in options.items() if k in _UNIX_OPTIONS}
     return UnixSocketBus.for_store(store, server_name=server_name, **options)
 
+
+_UNIX_OPTIONS = frozenset(
+    {
+        "max_buffered_events",
+        "max_outbox",
+        "timeout",
+        "poll_interval",
+        "retain_seconds",
+        "retain_events",
+        "prune_interval",
+    }
+)
 
 _FACTORIES: list[Callable[[Store, str, dict[str, Any]], Bus | None]] = [_redis, _postgresql, _disk]
 
 
 def bus_for_store(store: Store, *, server_name: str, **options: Any) -> Bus:
     """The bus that reaches every process sharing ``store``: a stream for Redis, an events
-    table for PostgreSQL, Unix sockets for the disk store, else (memory, MongoDB, DynamoDB)
-    the in-process ``MemoryBus`` - notifications then reach only clients of the publishing
-    process, which is logged once (pair such a store with ``bus_for_url``).
+    table for PostgreSQL, a journal beside the disk store woken through Unix sockets, else
+    (memory, MongoDB, DynamoDB) the in-process ``MemoryBus`` - notifications then reach only
+    clients of the publishing process, which is logged once (pair such a store with
+    ``bus_for_url``).
 
     ``options`` go to the bus (``max_buffered_events``; ``max_outbox``, ``timeout`` and
     the backend's own, such as ``max_stream_length`` or ``retain_events``).

@@ -1,11 +1,11 @@
 """One process of a cross-process bus test: a listener or a publisher on the bus of a store.
 
     python bus_worker.py listen  STORE_URL SERVER_NAME [BUS_URL]
-    python bus_worker.py publish STORE_URL SERVER_NAME COUNT [BUS_URL]
+    python bus_worker.py publish STORE_URL SERVER_NAME [FIRST:]LAST [BUS_URL]
 
 The listener prints ``READY`` once subscribed, then ``R <uri>`` for every
 ``ResourceUpdated`` and ``L <event>`` for every list-changed event it receives. The publisher
-publishes ``ResourceUpdated("test://<i>")`` for i = 1..COUNT, one at a time, waits until
+publishes ``ResourceUpdated("test://<i>")`` for i = FIRST (default 1)..LAST, one at a time, waits until
 ``flush()`` confirms each (retrying while the backend is down) and prints ``C <uri>``; then
 ``DONE``. Both stop on SIGTERM, closing the bus and the store. Plain stdout lines, flushed,
 so the test reads them as they happen.
@@ -50,9 +50,10 @@ async def listen(bus: Bus, stop: asyncio.Event) -> None:
     say(f"STATS {bus.stats}")
 
 
-async def publish(bus: Bus, count: int, stop: asyncio.Event) -> None:
+async def publish(bus: Bus, numbers: str, stop: asyncio.Event) -> None:
     assert isinstance(bus, QueuedBus)
-    for i in range(1, count + 1):
+    first, _, last = numbers.rpartition(":")
+    for i in range(int(first or 1), int(last) + 1):
         uri = f"test://{i}"
         await bus.publish(ResourceUpdated(uri=uri))
         while not await bus.flush(1.0):
@@ -74,7 +75,7 @@ async def main(argv: list[str]) -> None:
         work = listen(bus, stop)
     else:
         store, bus = open_bus(store_url, server_name, rest[1] if len(rest) > 1 else None)
-        work = publish(bus, int(rest[0]), stop)
+        work = publish(bus, rest[0], stop)
     try:
         await work
     finally:
