@@ -53,6 +53,8 @@ from mcp.server.subscriptions import (
 )
 
 from fastmcp_sessions import telemetry
+from fastmcp_sessions.buses import _options
+from fastmcp_sessions.errors import StoreOptionError
 
 __all__ = [
     "DEFAULT_MAX_BUFFERED_EVENTS",
@@ -204,14 +206,10 @@ class Bus:
     """The ``messaging.system`` of this bus's spans and metrics."""
 
     def __init__(self, *, server_name: str, max_buffered_events: int = DEFAULT_MAX_BUFFERED_EVENTS) -> None:
-        if not isinstance(server_name, str) or not server_name or "/" in server_name:
-            raise ValueError(f"server_name must be a non-empty str without '/', got {server_name!r}")
-        if (
-            not isinstance(max_buffered_events, int)
-            or isinstance(max_buffered_events, bool)
-            or max_buffered_events < 1
-        ):
-            raise ValueError(f"max_buffered_events must be a positive int, got {max_buffered_events!r}")
+        _options.text("server_name", server_name, accepted="a non-empty str without '/'")
+        if "/" in server_name:
+            raise StoreOptionError(f"server_name must be a non-empty str without '/', got {server_name!r}")
+        _options.count("max_buffered_events", max_buffered_events)
         self.server_name = server_name
         self.max_buffered_events = max_buffered_events
         self.stats = BusStats()
@@ -433,12 +431,8 @@ class QueuedBus(Bus):
         backoff: tuple[float, float] = (0.05, 2.0),
     ) -> None:
         super().__init__(server_name=server_name, max_buffered_events=max_buffered_events)
-        if isinstance(max_outbox, bool) or not isinstance(max_outbox, int) or max_outbox < 1:
-            raise ValueError(f"max_outbox must be a positive int, got {max_outbox!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.max_outbox = max_outbox
-        self.timeout = float(timeout)
+        self.max_outbox = _options.count("max_outbox", max_outbox)
+        self.timeout = _options.seconds("timeout", timeout)
         self._backoff = (float(backoff[0]), float(backoff[1]))
         self._outbox: dict[ServerEvent, int] = {}  # event -> its serial, in publishing order
         self._serials = itertools.count(1)

@@ -37,7 +37,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from fastmcp_sessions.buses import _options
 from fastmcp_sessions.buses.base import DEFAULT_MAX_BUFFERED_EVENTS, DEFAULT_MAX_OUTBOX, QueuedBus
+from fastmcp_sessions.errors import StoreOptionError
 
 if TYPE_CHECKING:
     from asyncpg import Pool
@@ -83,7 +85,7 @@ class PostgreSQLBus(QueuedBus):
             the latency a lost notification adds).
         retain_seconds, retain_events: Keep at most this old / this many events per server;
             a listener away longer than that gets the list-changed events instead.
-        prune_interval: Seconds between two prunes by one publisher.
+        prune_interval: Seconds between two prunes by one publisher; 0 prunes after every write.
         max_buffered_events, max_outbox, timeout: See ``Bus`` and ``QueuedBus``.
     """
 
@@ -114,28 +116,21 @@ class PostgreSQLBus(QueuedBus):
             timeout=timeout,
         )
         if sum(x is not None for x in (url, pool, _pool_source)) != 1:
-            raise ValueError("PostgreSQLBus needs exactly one of a postgresql:// URL or pool=")
+            raise StoreOptionError("PostgreSQLBus needs exactly one of a postgresql:// URL or pool=")
         if url is not None and not url.startswith(("postgresql://", "postgres://")):
-            raise ValueError("PostgreSQLBus needs a postgresql:// or postgres:// URL")
+            raise StoreOptionError("PostgreSQLBus needs a postgresql:// or postgres:// URL")
         if len(server_name) > _MAX_SERVER_NAME:
-            raise ValueError(f"server_name must be at most {_MAX_SERVER_NAME} characters for PostgreSQLBus")
+            raise StoreOptionError(
+                f"server_name must be at most {_MAX_SERVER_NAME} characters for PostgreSQLBus"
+            )
         for what, name in (("schema", schema), ("table", table)):
             if not isinstance(name, str) or not name or len(name.encode()) > 63:
-                raise ValueError(f"{what} must be a PostgreSQL identifier of 1-63 bytes, got {name!r}")
-        for what, value in (
-            ("poll_interval", poll_interval),
-            ("retain_seconds", retain_seconds),
-            ("prune_interval", prune_interval),
-        ):
-            if not (isinstance(value, int | float) and 0 < value < math.inf):
-                raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
-        if isinstance(retain_events, bool) or not isinstance(retain_events, int) or retain_events < 1:
-            raise ValueError(f"retain_events must be a positive int, got {retain_events!r}")
+                raise StoreOptionError(f"{what} must be a PostgreSQL identifier of 1-63 bytes, got {name!r}")
         self.schema, self.table = schema, table
-        self.poll_interval = float(poll_interval)
-        self.retain_seconds = float(retain_seconds)
-        self.retain_events = retain_events
-        self.prune_interval = float(prune_interval)
+        self.poll_interval = _options.seconds("poll_interval", poll_interval)
+        self.retain_seconds = _options.seconds("retain_seconds", retain_seconds)
+        self.retain_events = _options.count("retain_events", retain_events)
+        self.prune_interval = _options.seconds("prune_interval", prune_interval, zero_ok=True)
         self._url = url
         self._pool = pool
         self._own_pool: Pool | None = None

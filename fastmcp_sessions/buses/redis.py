@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from fastmcp_sessions.buses import _options
 from fastmcp_sessions.buses.base import DEFAULT_MAX_BUFFERED_EVENTS, DEFAULT_MAX_OUTBOX, QueuedBus
 from fastmcp_sessions.errors import StoreOptionError
 from fastmcp_sessions.layout import part_prefix, server_prefix
@@ -126,10 +127,8 @@ class RedisBus(QueuedBus):
                 "client must be a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster, "
                 f"got {type(client).__name__}"
             )
-        if not isinstance(namespace, str) or not namespace:
-            raise ValueError(f"namespace must be a non-empty str, got {namespace!r}")
-        if not health_interval > 0:
-            raise ValueError(f"health_interval must be a positive number of seconds, got {health_interval!r}")
+        _options.text("namespace", namespace, accepted="a non-empty str")
+        _options.seconds("health_interval", health_interval)
         self.client = client
         self.cluster = isinstance(client, RedisCluster)
         db = int(_seam.connection_settings(client).get("db") or 0) if isinstance(client, Redis) else 0

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fastmcp_sessions.buses import _options
 from fastmcp_sessions.buses._journal import Journal, journal_beside
 from fastmcp_sessions.buses.base import DEFAULT_MAX_BUFFERED_EVENTS, DEFAULT_MAX_OUTBOX, QueuedBus
 from fastmcp_sessions.errors import StoreSetupError
@@ -106,7 +107,7 @@ class UnixSocketBus(QueuedBus):
         retain_seconds, retain_events: Keep at most this old / this many events per server;
             a listener away longer than that gets the list-changed events instead.
         prune_interval: Seconds between two prunes by one publisher (it also prunes after
-            every ``retain_events // 10`` events it wrote).
+            every ``retain_events // 10`` events it wrote); 0 prunes after every write.
         max_buffered_events, max_outbox, timeout: See ``Bus`` and ``QueuedBus``; ``timeout``
             is also the journal's busy timeout.
     """
@@ -136,21 +137,12 @@ class UnixSocketBus(QueuedBus):
             max_outbox=max_outbox,
             timeout=timeout,
         )
-        for what, value in (
-            ("poll_interval", poll_interval),
-            ("retain_seconds", retain_seconds),
-            ("prune_interval", prune_interval),
-        ):
-            if isinstance(value, bool) or not (isinstance(value, int | float) and 0 < value < math.inf):
-                raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
-        if isinstance(retain_events, bool) or not isinstance(retain_events, int) or retain_events < 1:
-            raise ValueError(f"retain_events must be a positive int, got {retain_events!r}")
         self.directory = Path(directory)
         self.journal_path = Path(journal) if journal is not None else self.directory / _JOURNAL_NAME
-        self.poll_interval = float(poll_interval)
-        self.retain_seconds = float(retain_seconds)
-        self.retain_events = retain_events
-        self.prune_interval = float(prune_interval)
+        self.poll_interval = _options.seconds("poll_interval", poll_interval)
+        self.retain_seconds = _options.seconds("retain_seconds", retain_seconds)
+        self.retain_events = _options.count("retain_events", retain_events)
+        self.prune_interval = _options.seconds("prune_interval", prune_interval, zero_ok=True)
         self._journal = Journal(self.journal_path, timeout=timeout)
         self._last_seq: int | None = None
         self._last_prune = -math.inf

@@ -160,7 +160,7 @@ async def test_a_listener_away_longer_than_retained_gets_list_changed_and_counts
     try:
         listener.wait_for(lambda w: bool(w.values("READY")), 60, "the listener's READY")
         listener.proc.send_signal(signal.SIGSTOP)  # away: it reads nothing until SIGCONT
-        publisher = bus_for_store(store, server_name="t", retain_events=5, prune_interval=0.001)
+        publisher = bus_for_store(store, server_name="t", retain_events=5, prune_interval=0)
         assert isinstance(publisher, UnixSocketBus)
         for i in range(20):
             await publisher.publish(ResourceUpdated(uri=f"test://{i}"))

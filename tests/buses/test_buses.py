@@ -21,6 +21,7 @@ from fastmcp_sessions.buses import Bus, MemoryBus, QueuedBus, bus_for_store
 from fastmcp_sessions.buses.postgresql import PostgreSQLBus
 from fastmcp_sessions.buses.redis import RedisBus
 from fastmcp_sessions.buses.unix import UnixSocketBus
+from fastmcp_sessions.errors import StoreOptionError
 from fastmcp_sessions.stores.base import Store
 from tests._support.servers import RedisServer, free_port
 
@@ -171,6 +172,29 @@ async def test_wrong_events_are_refused_with_advice(make_bus: MakeBus) -> None:
         await bus.publish("tools changed")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="uri"):
         await bus.publish(ResourceUpdated(uri="x" * 10_000))
+
+
+BAD_OPTIONS: dict[str, list[tuple[str, object]]] = {
+    "memory": [("max_buffered_events", 0), ("max_buffered_events", True)],
+    "redis": [("max_outbox", 0), ("timeout", -1), ("health_interval", 0)],
+    "redis-cluster": [("max_outbox", 1.5)],
+    "postgresql": [
+        ("poll_interval", 0),
+        ("retain_events", 0),
+        ("prune_interval", -1),
+        ("retain_seconds", "1"),
+    ],
+    "unix": [("poll_interval", float("inf")), ("retain_events", -3), ("prune_interval", -0.5)],
+}
+
+
+async def test_a_bad_option_is_a_store_option_error_naming_it(make_bus: MakeBus) -> None:
+    for option, value in BAD_OPTIONS[make_bus.kind]:  # type: ignore[attr-defined]
+        with pytest.raises(StoreOptionError, match=f"^{option} must be ") as raised:
+            make_bus(**{option: value})
+        assert repr(value) in str(raised.value)
+    with pytest.raises(StoreOptionError, match="server_name must be a non-empty str without '/'"):
+        make_bus(server_name="a/b")
 
 
 @pytest.mark.parametrize("kind", ["redis", "unix"])
