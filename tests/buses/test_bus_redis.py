@@ -22,26 +22,41 @@ def durable_redis() -> Iterator[RedisServer]:
         yield server
 
 
+def reader_ids(server: RedisServer) -> list[str]:
+    """Ids of the connections blocked in XREAD (the listener's: only it reads)."""
+    listing = server.command("CLIENT", "LIST")
+    text = listing.decode() if isinstance(listing, bytes) else str(listing)
+    rows = (dict(f.split("=", 1) for f in line.split() if "=" in f) for line in text.splitlines())
+    return [row["id"] for row in rows if row.get("cmd") == "xread"]
+
+
+def wait_for_reader(server: RedisServer) -> list[str]:
+    """The listener's connections, once it reads again: two faults in a row would otherwise
+    hit one gap, and the second would cut nothing."""
+    deadline = time.monotonic() + 20
+    while not (ids := reader_ids(server)):
+        assert time.monotonic() < deadline, "the listener did not read again within 20 s"
+        time.sleep(0.02)
+    return ids
+
+
 def kill_readers(servers: list[RedisServer]) -> None:
-    """CLIENT KILL every connection blocked in XREAD (the listener's, and only it reads)."""
-    deadline = time.monotonic() + 10
+    """CLIENT KILL every connection blocked in XREAD, on whichever node it reads from."""
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         killed = 0
         for server in servers:
-            listing = server.command("CLIENT", "LIST")
-            text = listing.decode() if isinstance(listing, bytes) else str(listing)
-            for line in text.splitlines():
-                fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-                if fields.get("cmd") == "xread":
-                    server.command("CLIENT", "KILL", "ID", fields["id"])
-                    killed += 1
+            for client_id in reader_ids(server):
+                server.command("CLIENT", "KILL", "ID", client_id)
+                killed += 1
         if killed:
             return
-        time.sleep(0.02)  # between two reads: try again
+        time.sleep(0.02)  # between two reads, or still reconnecting: try again
     raise AssertionError("no listener connection to kill")
 
 
 def kill_and_start(server: RedisServer) -> None:
+    wait_for_reader(server)
     server.kill()
     time.sleep(1.0)  # publishing goes on against a dead server
     server.start()
