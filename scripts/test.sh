@@ -17,8 +17,11 @@ echo "[test] ruff"
 echo "[test] mypy"
 .venv/bin/mypy
 echo "[test] pytest (locked versions)"
-# Bounded, so a hang fails the run instead of eating the CI budget.
-timeout --signal=TERM --kill-after=30 3000 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Bounded, so a hang fails the run instead of eating the CI budget. Two worker processes
+# (pytest-xdist), a test file per worker at a time: most tests wait on servers and
+# processes, so two run in about the time of one; each worker starts its own servers.
+timeout --signal=TERM --kill-after=30 3000 .venv/bin/python -m pytest -q -p no:cacheprovider \
+    -n "${FASTMCP_SESSIONS_TEST_WORKERS:-2}" --dist loadfile "$@"
 if [ "${FASTMCP_SESSIONS_SKIP_LOWEST:-0}" = 1 ]; then
     exit 0
 fi
