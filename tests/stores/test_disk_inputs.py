@@ -70,11 +70,13 @@ def test_the_child_really_obeys_file_modes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "content", [b"\xef\xbb\xbf" + KEY.encode() + b"\r\n", b"\r\n" + KEY.encode() + b"\r\n\r\n", KEY.encode()]
+    ("before", "after"),
+    [(b"\xef\xbb\xbf", b"\r\n"), (b"\r\n", b"\r\n\r\n"), (b"", b"")],
+    ids=["bom-crlf", "crlf", "bare"],
 )
-async def test_a_key_file_with_bom_or_crlf_is_accepted(tmp_path: Path, content: bytes) -> None:
+async def test_a_key_file_with_bom_or_crlf_is_accepted(tmp_path: Path, before: bytes, after: bytes) -> None:
     key_file = tmp_path / "k.key"
-    key_file.write_bytes(content)
+    key_file.write_bytes(before + KEY.encode() + after)
     key_file.chmod(0o600)
     async with DiskStore(tmp_path / "s.sqlite3", key_file=key_file) as store:
         await store.put("k", {"v": 1})
