@@ -35,16 +35,24 @@ def pg() -> Iterator[PostgresServer]:
 def terminate_listener(pg: PostgresServer) -> None:
     """Cut the listener's connection, once it has one again: two faults in a row would
     otherwise hit one gap, and the second would cut nothing."""
-    where = f"FROM pg_stat_activity WHERE application_name = '{LISTENER_APP}'"
-    deadline = time.monotonic() + 20
-    while int(pg.psql(f"SELECT count(*) {where}")) < 1:
-        assert time.monotonic() < deadline, "the listener did not connect again within 20 s"
-        time.sleep(0.05)
-    killed = pg.psql(f"SELECT count(pg_terminate_backend(pid)) {where}")
+    listener_connected(pg)
+    killed = pg.psql(
+        f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{LISTENER_APP}'"
+    )
     assert int(killed) >= 1, "the listener had no connection to terminate"
 
 
+def listener_connected(pg: PostgresServer) -> None:
+    deadline = time.monotonic() + 20
+    while (
+        int(pg.psql(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{LISTENER_APP}'")) < 1
+    ):
+        assert time.monotonic() < deadline, "the listener did not connect again within 20 s"
+        time.sleep(0.05)
+
+
 def crash_and_start(pg: PostgresServer) -> None:
+    listener_connected(pg)  # a crash during the previous gap would cut nothing new
     pg.crash()
     time.sleep(1.0)  # publishing goes on against a dead server
     pg.start()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -43,7 +45,8 @@ async def make_bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     kind = request.param
     made: list[Bus] = []
     stores: list[Store] = []
-    base = tmp_path / "bus"
+    # Short: a Unix socket's path is limited to 107 bytes, and pytest's temp paths are long.
+    base = Path(tempfile.mkdtemp(prefix="b", dir="/tmp"))
     schema = "b" + secrets.token_hex(6)
 
     def make(server_name: str = "srv", **options: Any) -> Bus:
@@ -74,6 +77,7 @@ async def make_bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await bus.close()
     for store in stores:
         await store.close()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def collector() -> tuple[list[ServerEvent], Callable[[ServerEvent], None]]:
