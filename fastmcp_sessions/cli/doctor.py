@@ -39,7 +39,7 @@ from fastmcp_sessions.encryption import (
     missing_key_message,
     read_key_file,
 )
-from fastmcp_sessions.errors import KeyMismatchError
+from fastmcp_sessions.errors import KeyMismatchError, MissingKeyError
 from fastmcp_sessions.stores._url import parse_bool
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.schemes import app_name_from_env, selected_url, store_class
@@ -310,6 +310,7 @@ def _network_keyring(report: Report, url: str) -> Keyring | None:
     """The keys of an encrypted store on a server: only ever from the environment (never a key file)."""
     env = os.environ.get(KEYS_ENV, "").strip()
     if not env:
+        report.key_missing = True
         report.add("error", f"key missing: {missing_key_message(safe_url(url))}")
         return None
     report.key_source = f"env {KEYS_ENV}"
@@ -450,9 +451,17 @@ async def _probe(
             f"the keys in use ({keys}{source}) cannot decrypt the existing data: it was written with "
             f"another key. Set {KEYS_ENV} to the key the servers use (newest first); nothing was changed",
         )
+    except MissingKeyError as exc:
+        # Raised before any I/O: the backend was never asked, so it is not "unreachable".
+        report.key_missing = True
+        report.add("error", f"key missing: {exc}")
     except CliError as exc:
-        report.reachable = False
-        report.add("error", exc.message)
+        if isinstance(exc.__cause__, MissingKeyError):
+            report.key_missing = True
+            report.add("error", f"key missing: {exc.__cause__}")
+        else:
+            report.reachable = False
+            report.add("error", exc.message)
     except BaseKeyValueError as exc:
         report.reachable = False
         report.add("error", f"unreachable: {exc}")
@@ -549,6 +558,7 @@ def _result(report: Report, *, strict: bool) -> Result:
         "environment_selects": {"url": safe_url(env_url), "why": env_reason},
         "backend": report.backend,
         "reachable": report.reachable,
+        "key_missing": report.key_missing,
         "latency_ms": None if report.latency_ms is None else round(report.latency_ms, 3),
         "encryption": report.encryption,
         "key_source": report.key_source,
@@ -557,7 +567,9 @@ def _result(report: Report, *, strict: bool) -> Result:
         "findings": [{"level": level, "message": message} for level, message in report.findings],
         "telemetry": telemetry.status(),
     }
-    if report.key_missing:
+    if report.key_missing and report.reachable:
+        reachable = "yes (but the key is missing, see below)"
+    elif report.key_missing:
         reachable = "not checked (the key is missing)"
     elif report.reachable is None:
         reachable = "not checked (nothing to open yet)"

@@ -26,22 +26,26 @@ any store and refresh single-flight across processes.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastmcp.client.auth.oauth import OAuth
 from fastmcp.server.lifespan import ContextManagerLifespan, Lifespan
+from key_value.aio.errors import BaseKeyValueError
 from mcp.server.request_state import RequestStateSecurity
 from mcp.server.streamable_http import EventStore
 
 from fastmcp_sessions._closing import AsyncClosing
 from fastmcp_sessions.buses import Bus, bus_for_store, bus_for_url
 from fastmcp_sessions.encryption import KEYS_ENV, Keyring, load_keyring
+from fastmcp_sessions.errors import StoreOptionError
 from fastmcp_sessions.events import event_store
 from fastmcp_sessions.fastmcp.adopt import adopt_plain_layout
 from fastmcp_sessions.fastmcp.caching import SafeResponseCachingMiddleware
+from fastmcp_sessions.fastmcp.store_errors import StoreErrorMiddleware, store_error_line
 from fastmcp_sessions.layout import part_of, part_prefix
 from fastmcp_sessions.sessions.errors import InvalidServerNameError
 from fastmcp_sessions.sessions.oauth import identity_store
@@ -55,6 +59,7 @@ from fastmcp_sessions.stores.schemes import app_name_from_env, open_store
 __all__ = [
     "OAUTH_KEYS_ENV",
     "ServerStorage",
+    "StartupErrors",
     "StoreOAuth",
     "request_state_security",
     "server_storage",
@@ -62,6 +67,12 @@ __all__ = [
 
 OAUTH_KEYS_ENV = "FASTMCP_SESSIONS_OAUTH_KEYS"
 """Comma-separated Fernet keys (newest first) for the OAuth proxy's storage."""
+
+StartupErrors = Literal["exit", "answer"]
+"""What a server does when its store fails the start-up check: refuse to start, or start
+and answer every request with the one-line reason (see ``server_storage``)."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -94,6 +105,10 @@ class ServerStorage(AsyncClosing):
     request_state_security: RequestStateSecurity | None = field(default=None, repr=False)
     event_storage: Store = field(default=None, repr=False)  # type: ignore[assignment]
     adopt_plain: bool = field(default=False, repr=False)
+    startup_errors: StartupErrors = field(default="exit", repr=False)
+    # A key error met while building the parts, raised by check() (startup_errors="answer").
+    setup_error: BaseKeyValueError | None = field(default=None, repr=False)
+    store_error_middleware: StoreErrorMiddleware = field(default_factory=StoreErrorMiddleware, repr=False)
 
     def __post_init__(self) -> None:
         if self.subscription_bus is None:
@@ -115,16 +130,22 @@ class ServerStorage(AsyncClosing):
         }
         return parts.get(part_of(collection))
 
-    def kwargs(self, *, lifespan: Any = None) -> dict[str, Any]:
+    def kwargs(self, *, lifespan: Any = None, middleware: Sequence[Any] | None = None) -> dict[str, Any]:
         """Keyword arguments for ``FastMCP(...)``: the session state store, shared request-state
         keys and a lifespan.
 
         The lifespan runs ``check()`` when the server starts, so a replica whose keys
         differ from the others' refuses to start instead of failing requests (an OAuth
-        login half-way through, for instance). Then, unless ``server_storage`` got
-        ``adopt_plain=False``, it copies the plain recipe's data into empty parts (see
-        ``fastmcp_sessions.fastmcp.adopt``). Pass your own ``lifespan`` here, not to
-        ``FastMCP``: it runs after both.
+        login half-way through, for instance); with ``server_storage(...,
+        startup_errors="answer")`` it starts and answers every request with the reason.
+        Then, unless ``server_storage`` got ``adopt_plain=False``, it copies the plain
+        recipe's data into empty parts (see ``fastmcp_sessions.fastmcp.adopt``). Pass your
+        own ``lifespan`` here, not to ``FastMCP``: it runs after both.
+
+        The lifespan also installs ``StoreErrorMiddleware`` first in the server's
+        middleware, so a store error reaches the client as one line saying why. Your own
+        middleware may go to ``FastMCP(middleware=[...])`` as usual, or here
+        (``middleware=[...]``), which returns it behind ours under ``"middleware"``.
         """
         checked = Lifespan(self._startup)
         if lifespan is not None:
@@ -134,6 +155,8 @@ class ServerStorage(AsyncClosing):
         kwargs: dict[str, Any] = {"session_state_store": self.session_state_store, "lifespan": checked}
         if self.request_state_security is not None:
             kwargs["request_state_security"] = self.request_state_security
+        if middleware is not None:
+            kwargs["middleware"] = [self.store_error_middleware, *middleware]
         return kwargs
 
     async def check(self) -> None:
@@ -143,6 +166,8 @@ class ServerStorage(AsyncClosing):
         when the data or the OAuth proxy storage was encrypted with keys this process
         does not have, and ``StoreConnectionError`` when the store cannot be reached.
         """
+        if self.setup_error is not None:
+            raise self.setup_error
         for part in (self.store, self.oauth_client_storage):
             encrypted = _encrypted_layer(part)
             if encrypted is not None:
@@ -152,9 +177,24 @@ class ServerStorage(AsyncClosing):
             await self.store.get("startup-check", collection=KEY_CHECK_COLLECTION)
 
     async def _startup(self, server: Any) -> AsyncIterator[dict[str, Any]]:
-        await self.check()
-        if self.adopt_plain:
-            await adopt_plain_layout(self.store, self.store_for, self.server_name)
+        installed = getattr(server, "middleware", None)
+        # Outermost, so it also sees what the other middleware raise; once, however often
+        # the lifespan runs (FastMCP runs it again for every in-memory client).
+        if isinstance(installed, list) and self.store_error_middleware not in installed:
+            installed.insert(0, self.store_error_middleware)
+        try:
+            await self.check()
+            if self.adopt_plain:
+                await adopt_plain_layout(self.store, self.store_for, self.server_name)
+        except BaseKeyValueError as error:
+            if self.startup_errors != "answer":
+                raise
+            logger.error(
+                "%s (%s); answering every request with it", store_error_line(error), type(error).__name__
+            )
+            self.store_error_middleware.startup_error = error
+        else:
+            self.store_error_middleware.startup_error = None
         yield {}
 
     def http_app_kwargs(self) -> dict[str, Any]:
@@ -208,6 +248,7 @@ def server_storage(
     request_state_ttl: float = 600.0,
     adopt_plain: bool = True,
     bus_url: str | None = None,
+    startup_errors: StartupErrors = "exit",
     **open_options: Any,
 ) -> ServerStorage:
     """Build every store a FastMCP server needs from one store URL (or one ``store``).
@@ -236,6 +277,12 @@ def server_storage(
         bus_url: Carry change notifications through this ``redis://`` or ``postgresql://``
             backend instead of the store's own bus (for memory, MongoDB and DynamoDB stores,
             whose notifications otherwise stay within each process).
+        startup_errors: When the store fails the start-up check (a missing or mismatched
+            key, an unreachable backend): ``"exit"`` refuses to start (a replica behind a
+            load balancer stays out of it); ``"answer"`` starts anyway and answers every
+            request but ``initialize`` and ``ping`` with the one-line reason, which is what
+            a desktop client launching a stdio server can show its user. A missing key is
+            then reported at start-up instead of raised here.
         **open_options: Passed to ``open_store``.
     """
     if not isinstance(server_name, str) or not server_name or "/" in server_name:
@@ -249,8 +296,17 @@ def server_storage(
     def part(name: str) -> NamespacedStore:
         return NamespacedStore(base, part_prefix(server_name, name))
 
+    if startup_errors not in ("exit", "answer"):
+        raise StoreOptionError(f"startup_errors must be 'exit' or 'answer', got {startup_errors!r}")
     events = part("events")
-    keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"), base)
+    setup_error: BaseKeyValueError | None = None
+    try:
+        keyring = _oauth_keyring(oauth_keys, open_options.get("app_name"), base)
+        request_state = _shared_request_state(open_options, server_name, request_state_ttl, keyring)
+    except BaseKeyValueError as error:
+        if startup_errors != "answer":
+            raise
+        setup_error, keyring, request_state = error, _UnusableKeyring(error), None
     return ServerStorage(
         server_name=server_name,
         store=base,
@@ -264,9 +320,11 @@ def server_storage(
             if bus_url is None
             else bus_for_url(bus_url, server_name=server_name)
         ),
-        request_state_security=_shared_request_state(open_options, server_name, request_state_ttl, keyring),
+        request_state_security=request_state,
         event_storage=events,
         adopt_plain=adopt_plain,
+        startup_errors=startup_errors,
+        setup_error=setup_error,
     )
 
 
@@ -304,6 +362,41 @@ def _oauth_keyring(
         env=OAUTH_KEYS_ENV,
         env_names=env_names,
     )
+
+
+class _UnusableKeyring(Keyring):
+    """Stands in for keys that could not be loaded: every use raises why they could not.
+
+    Nothing is ever encrypted with a stand-in key, so no data is written that the real
+    keys could not read.
+    """
+
+    def __init__(self, error: BaseKeyValueError) -> None:
+        self.fingerprints = ()
+        self.source = "no keys loaded"
+        self._error = error
+
+    def __repr__(self) -> str:
+        return f"Keyring(unusable: {type(self._error).__name__})"
+
+    def __len__(self) -> int:
+        return 0
+
+    def encrypt(self, data: bytes) -> bytes:
+        """Raise the error that kept the keys from loading."""
+        raise self._error
+
+    def decrypt(self, token: bytes) -> bytes:
+        """Raise the error that kept the keys from loading."""
+        raise self._error
+
+    def derive_keys(self, purpose: str) -> list[bytes]:
+        """Raise the error that kept the keys from loading."""
+        raise self._error
+
+    def is_current(self, token: bytes) -> bool:
+        """Raise the error that kept the keys from loading."""
+        raise self._error
 
 
 def _encrypted_layer(store: Store) -> EncryptedStore | None:
