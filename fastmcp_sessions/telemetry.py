@@ -31,7 +31,6 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
-from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
@@ -526,16 +525,3 @@ def _observe_buses(field: str, options: CallbackOptions) -> Iterator[Observation
 
 _load_env_providers()
 refresh()
-
-
-def address_from_url(url: str | None, default_port: int | None = None) -> tuple[str | None, int | None]:
-    """``(host, port)`` of a URL's first host, never its credentials; ``(None, None)`` if none."""
-    if not url or "://" not in url:
-        return None, None
-    netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
-    first = netloc.rsplit("@", 1)[-1].split(",", 1)[0]
-    try:
-        parts = urlsplit("//" + first)
-        return parts.hostname or None, parts.port or (default_port if parts.hostname else None)
-    except ValueError:
-        return None, None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from fastmcp_sessions.errors import BaseKeyValueError, StoreOptionError
-from fastmcp_sessions.stores._url import parse_bool, take_query_options
+from fastmcp_sessions.stores._url import address_from_url, parse_bool, take_query_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 from fastmcp_sessions.stores.dynamodb import connection
 from fastmcp_sessions.stores.dynamodb.batches import (
@@ -38,7 +38,6 @@ from fastmcp_sessions.stores.dynamodb.encoding import (
 )
 from fastmcp_sessions.stores.dynamodb.errors import translate_error
 from fastmcp_sessions.stores.dynamodb.table import Table
-from fastmcp_sessions.telemetry import address_from_url
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
