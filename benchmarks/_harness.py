@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastmcp_sessions._timing import Op, measure
+
 RESULTS_DIR = Path(__file__).parent / "results"
 
-Op = Callable[[int], Awaitable[Any]]
-"""One benchmarked operation; receives the iteration number."""
+__all__ = ["Op", "Report", "Result", "measure"]
 
 
 @dataclass
@@ -32,21 +33,6 @@ class Result:
     ops: int
     rounds: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-async def measure(
-    op: Op, ops: int, *, rounds: int = 5, warmup: int | None = None
-) -> tuple[float, list[float]]:
-    """Run ``op`` ``ops`` times per round; return the median ops/s over ``rounds`` and each round's."""
-    for i in range(warmup if warmup is not None else max(ops // 10, 10)):
-        await op(i)
-    per_round = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for i in range(ops):
-            await op(i)
-        per_round.append(ops / (time.perf_counter() - start))
-    return statistics.median(per_round), per_round
 
 
 class Report:

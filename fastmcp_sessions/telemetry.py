@@ -30,13 +30,13 @@ import os
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
-from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, TypeVar
-from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, TracerProvider
+
+from fastmcp_sessions import _otel_seam
 
 __all__ = [
     "SWITCH",
@@ -86,40 +86,13 @@ class _Switch:
 
 SWITCH = _Switch()
 
-# The API keeps the global providers in module globals that stay None until one is set;
-# reading them is the cheapest exact test. Should a later API release rename them, the
-# public getters answer the same question a little more slowly.
-_trace_api: Any = trace
-_metrics_api: Any = getattr(metrics, "_internal", None)
-_FAST_GLOBALS = hasattr(_trace_api, "_TRACER_PROVIDER") and hasattr(_metrics_api, "_METER_PROVIDER")
-# Read inline by the instrumented calls while SWITCH.on is False: with both globals unset
-# (no SDK), the call goes on uninstrumented without calling refresh(). Without the fast
-# globals, stand-ins that are never None send every such call through refresh().
-_SET = SimpleNamespace(_TRACER_PROVIDER=True, _METER_PROVIDER=True)
-_TP: Any = _trace_api if _FAST_GLOBALS else _SET
-_MP: Any = _metrics_api if _FAST_GLOBALS else _SET
-TRACE_API: Any = _TP
-"""Holds ``_TRACER_PROVIDER``, None while no global tracer provider is set (for inline checks)."""
-METRICS_API: Any = _MP
-"""Holds ``_METER_PROVIDER``, None while no global meter provider is set (for inline checks)."""
-
 
 def _global_tracer_provider() -> TracerProvider | None:
-    if _FAST_GLOBALS:
-        provider: TracerProvider | None = _trace_api._TRACER_PROVIDER
-        return provider
-    provider = trace.get_tracer_provider()
-    return None if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider) else provider
+    return _otel_seam.global_tracer_provider()
 
 
 def _global_meter_provider() -> MeterProvider | None:
-    if _FAST_GLOBALS:
-        provider: MeterProvider | None = _metrics_api._METER_PROVIDER
-        return provider
-    provider = metrics.get_meter_provider()
-    proxy = getattr(_metrics_api, "_ProxyMeterProvider", metrics.NoOpMeterProvider)
-    noop = (metrics.NoOpMeterProvider, proxy)
-    return None if isinstance(provider, noop) else provider
+    return _otel_seam.global_meter_provider()
 
 
 def _load_env_providers() -> None:
@@ -156,7 +129,7 @@ def active() -> bool:
 
 def _on() -> bool:
     """``active()`` without the full look while no global provider exists."""
-    return SWITCH.on or ((_TP._TRACER_PROVIDER is not None or _MP._METER_PROVIDER is not None) and refresh())
+    return SWITCH.on or (_otel_seam.provider_set() and refresh())
 
 
 def configure(
@@ -307,36 +280,25 @@ STORE_OPERATIONS: dict[str, tuple[bool, int | None]] = {
 ``collection`` argument or None for the ``collection=`` keyword)."""
 
 
-def enter(store: Any) -> bool:
-    """Whether a store operation starting now gets a span: telemetry records, and the
-    call is not already inside an operation of this store (or of a store wrapping it).
-
-    ``Store``'s public methods call this only after an inline check found ``SWITCH.on``
-    or a global provider set, so without an SDK it is never called.
-    """
-    return (SWITCH.on or refresh()) and id(store) not in _COVERED.get()
-
-
-async def store_call(store: Any, method: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
-    """Run ``method(store, *args, **kwargs)``, a public store operation, inside its span."""
-    name = method.__name__
-    batch, collection_at = STORE_OPERATIONS[name]
-    return await _traced(store, name, method, args, kwargs, batch, collection_at)
-
-
 _Method = Callable[Concatenate[S, P], Awaitable[R]]
 _Operation = Callable[Concatenate[S, P], Coroutine[Any, Any, R]]
 
 
 def store_operation(name: str) -> Callable[[_Method[S, P, R]], _Operation[S, P, R]]:
-    """Decorate an override of the public store operation ``name`` (a backend's own fast
-    path): one CLIENT span and one duration sample per call, as the base class's."""
+    """Decorate the public store operation ``name``: one CLIENT span and one duration sample
+    per call while telemetry records, nothing but the check otherwise.
+
+    ``Store`` decorates each of its public operations with it, and ``instrument_overrides``
+    wraps a backend's own fast paths the same way; a call made inside an operation of the
+    same store (a wrapper calling its inner store, an override calling ``super()``) adds no
+    span of its own.
+    """
     batch, collection_at = STORE_OPERATIONS[name]
 
     def decorate(fn: _Method[S, P, R]) -> _Operation[S, P, R]:
         @functools.wraps(fn)
         async def operation(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            if SWITCH.on or ((_TP._TRACER_PROVIDER or _MP._METER_PROVIDER) and refresh()):
+            if SWITCH.on or (_otel_seam.provider_set() and refresh()):
                 return await _traced(self, name, fn, args, kwargs, batch, collection_at)
             return await fn(self, *args, **kwargs)
 
@@ -473,9 +435,7 @@ def traced(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Corou
     def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         @functools.wraps(fn)
         async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            if not SWITCH.on and (
-                (_TP._TRACER_PROVIDER is None and _MP._METER_PROVIDER is None) or not refresh()
-            ):
+            if not SWITCH.on and (not _otel_seam.provider_set() or not refresh()):
                 return await fn(*args, **kwargs)
             with span(name):
                 return await fn(*args, **kwargs)
@@ -565,16 +525,3 @@ def _observe_buses(field: str, options: CallbackOptions) -> Iterator[Observation
 
 _load_env_providers()
 refresh()
-
-
-def address_from_url(url: str | None, default_port: int | None = None) -> tuple[str | None, int | None]:
-    """``(host, port)`` of a URL's first host, never its credentials; ``(None, None)`` if none."""
-    if not url or "://" not in url:
-        return None, None
-    netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
-    first = netloc.rsplit("@", 1)[-1].split(",", 1)[0]
-    try:
-        parts = urlsplit("//" + first)
-        return parts.hostname or None, parts.port or (default_port if parts.hostname else None)
-    except ValueError:
-        return None, None

@@ -45,10 +45,6 @@ class StoreUnavailableError(CliError):
     """The store could not be opened or reached (exit status 1)."""
 
 
-class VerificationError(CliError):
-    """A check after the work failed, e.g. ``migrate``'s final count (exit status 1)."""
-
-
 class NotFoundError(CliError):
     """The session, server or token named on the command line does not exist (exit status 1)."""
 

@@ -17,17 +17,15 @@ directory (``python -m benchmarks.bench_core``, ``benchmarks.bench_redis``...).
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import statistics
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastmcp_sessions import _timing
 from fastmcp_sessions.cli._common import Console, Result, UsageError, format_table, safe_url
 from fastmcp_sessions.cli._stores import chosen_url, close_quietly, open_cli_store
 from fastmcp_sessions.stores._url import replace_query
@@ -155,18 +153,8 @@ def peer_for(url: str | None, store: Store, collection: str) -> tuple[Peer | Non
 
 async def measure(op: Op, ops: int, rounds: int) -> float:
     """Median ops/s of ``rounds`` rounds of ``ops`` calls (after a short warm-up)."""
-    for i in range(min(ops, 20)):
-        await op(i)
-    per_round = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for i in range(ops):
-            await op(i)
-            if i % YIELD_EVERY == 0:
-                # An in-memory store never suspends: give the loop a turn so Ctrl-C is delivered.
-                await asyncio.sleep(0)
-        per_round.append(ops / max(time.perf_counter() - start, 1e-9))
-    return statistics.median(per_round)
+    rate, _ = await _timing.measure(op, ops, rounds=rounds, warmup=min(ops, 20), yield_every=YIELD_EVERY)
+    return rate
 
 
 def _operations(target: Any, collection: str, ops: int) -> dict[str, Op]:

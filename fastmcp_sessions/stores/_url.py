@@ -10,6 +10,7 @@ from fastmcp_sessions._redact import is_secret_param, redact_url, replace_query
 from fastmcp_sessions.errors import StoreOptionError
 
 __all__ = [
+    "address_from_url",
     "is_secret_param",
     "parse_bool",
     "redact_url",
@@ -77,3 +78,19 @@ def split_own_options(url: str, converters: Mapping[str, Callable[[str], Any]]) 
         except ValueError as exc:
             raise StoreOptionError(f"{parts.scheme}:// option {unquote(name)}: {exc}") from None
     return urlunsplit(parts._replace(query="&".join(rest))), ours
+
+
+def address_from_url(url: str | None, default_port: int | None = None) -> tuple[str | None, int | None]:
+    """``(host, port)`` of a URL's first host, never its credentials; ``(None, None)`` if none.
+
+    What a store reports as ``server.address``/``server.port`` in its telemetry.
+    """
+    if not url or "://" not in url:
+        return None, None
+    netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    first = netloc.rsplit("@", 1)[-1].split(",", 1)[0]
+    try:
+        parts = urlsplit("//" + first)
+        return parts.hostname or None, parts.port or (default_port if parts.hostname else None)
+    except ValueError:
+        return None, None

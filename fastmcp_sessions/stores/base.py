@@ -40,12 +40,6 @@ from fastmcp_sessions.errors import (
 )
 from fastmcp_sessions.stores.fencing import check_token, fenced
 
-# The telemetry check each public operation starts with, read inline (no call) so that a
-# store without an OpenTelemetry SDK pays three attribute reads: see telemetry.enter().
-_SWITCH = telemetry.SWITCH
-_TRACES = telemetry.TRACE_API
-_METRICS = telemetry.METRICS_API
-
 Value = dict[str, Any]
 RotationProgress = Callable[[int, str], object]
 """Called by ``rotate()`` after each batch with (entries looked at, collection)."""
@@ -127,21 +121,20 @@ class Store(AsyncClosing, ABC):
 
     # -- the AsyncKeyValue protocol -----------------------------------------------------
 
+    @telemetry.store_operation("get")
     async def get(self, key: str, *, collection: str | None = None) -> Value | None:
         """Return the value stored at ``key``, or ``None`` if it is missing or expired."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.get, key, collection=collection)
         entry = await self._call(self._get_versioned, self._resolve_collection(collection), check_key(key))
         return None if entry is None else entry.value
 
+    @telemetry.store_operation("ttl")
     async def ttl(self, key: str, *, collection: str | None = None) -> tuple[Value | None, float | None]:
         """Return ``(value, remaining seconds)``; ``(value, None)`` when it never expires,
         ``(None, None)`` when it is missing."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.ttl, key, collection=collection)
         entry = await self._call(self._get_versioned, self._resolve_collection(collection), check_key(key))
         return (None, None) if entry is None else (entry.value, entry.ttl)
 
+    @telemetry.store_operation("put")
     async def put(
         self,
         key: str,
@@ -151,37 +144,33 @@ class Store(AsyncClosing, ABC):
         ttl: SupportsFloat | None = None,
     ) -> None:
         """Store ``value`` at ``key``, replacing what was there, expiring after ``ttl`` seconds."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.put, key, value, collection=collection, ttl=ttl)
         c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
         await self._call(self._put, c, k, copy_value(value), seconds)
 
+    @telemetry.store_operation("delete")
     async def delete(self, key: str, *, collection: str | None = None) -> bool:
         """Delete ``key``; return whether a live entry was there."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.delete, key, collection=collection)
         return bool(await self._call(self._delete, self._resolve_collection(collection), check_key(key)))
 
+    @telemetry.store_operation("get_many")
     async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[Value | None]:
         """Return the values of ``keys`` in order, ``None`` for each missing one."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.get_many, keys, collection=collection)
         entries = await self._call(
             self._get_versioned_many, self._resolve_collection(collection), self._keys_arg(keys)
         )
         return [None if e is None else e.value for e in entries]
 
+    @telemetry.store_operation("ttl_many")
     async def ttl_many(
         self, keys: Sequence[str], *, collection: str | None = None
     ) -> list[tuple[Value | None, float | None]]:
         """Return ``(value, remaining seconds)`` for each of ``keys``, in order."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.ttl_many, keys, collection=collection)
         entries = await self._call(
             self._get_versioned_many, self._resolve_collection(collection), self._keys_arg(keys)
         )
         return [(None, None) if e is None else (e.value, e.ttl) for e in entries]
 
+    @telemetry.store_operation("put_many")
     async def put_many(
         self,
         keys: Sequence[str],
@@ -191,48 +180,39 @@ class Store(AsyncClosing, ABC):
         ttl: SupportsFloat | None = None,
     ) -> None:
         """Store each value at its key (all with the same ``ttl``), as one batch where the backend allows."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(
-                self, Store.put_many, keys, values, collection=collection, ttl=ttl
-            )
         c, ks, seconds = self._resolve_collection(collection), self._keys_arg(keys), check_ttl(ttl)
         if isinstance(values, Mapping) or len(values) != len(ks):
             raise SerializationError("put_many needs a sequence of values, exactly one per key")
         await self._call(self._put_many, c, ks, [copy_value(v) for v in values], seconds)
 
+    @telemetry.store_operation("delete_many")
     async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
         """Delete ``keys``; return how many live entries were deleted."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.delete_many, keys, collection=collection)
         return int(
             await self._call(self._delete_many, self._resolve_collection(collection), self._keys_arg(keys))
         )
 
     # -- listing and housekeeping -------------------------------------------------------
 
+    @telemetry.store_operation("keys")
     async def keys(self, collection: str | None = None, limit: int | None = None) -> list[str]:
         """Return the live keys of ``collection`` (all of them unless ``limit`` is given; a
         ``limit`` of 2**31 - 1 or more means all)."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.keys, collection, limit)
         return list(await self._call(self._keys, self._resolve_collection(collection), _check_limit(limit)))
 
+    @telemetry.store_operation("collections")
     async def collections(self, limit: int | None = None) -> list[str]:
         """Return the names of the collections that hold at least one live entry."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.collections, limit)
         return list(await self._call(self._collections, _check_limit(limit)))
 
+    @telemetry.store_operation("destroy_collection")
     async def destroy_collection(self, collection: str) -> bool:
         """Delete every entry of ``collection``; return whether it held any."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.destroy_collection, collection)
         return bool(await self._call(self._destroy_collection, check_collection(collection)))
 
+    @telemetry.store_operation("cull")
     async def cull(self) -> None:
         """Delete expired entries now and reclaim their space (stores also do this on their own)."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.cull)
         await self._call(self._cull)
 
     async def close(self) -> None:
@@ -243,6 +223,7 @@ class Store(AsyncClosing, ABC):
 
     # -- atomic operations --------------------------------------------------------------
 
+    @telemetry.store_operation("put_if_absent")
     async def put_if_absent(
         self,
         key: str,
@@ -255,22 +236,18 @@ class Store(AsyncClosing, ABC):
 
         Atomic across processes: of any number of concurrent callers exactly one wins.
         """
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(
-                self, Store.put_if_absent, key, value, collection=collection, ttl=ttl
-            )
         c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
         return bool(await self._call(self._put_if_absent, c, k, copy_value(value), seconds))
 
+    @telemetry.store_operation("get_versioned")
     async def get_versioned(self, key: str, *, collection: str | None = None) -> Versioned | None:
         """Return the value with its opaque version and remaining TTL, or ``None``."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(self, Store.get_versioned, key, collection=collection)
         result: Versioned | None = await self._call(
             self._get_versioned, self._resolve_collection(collection), check_key(key)
         )
         return result
 
+    @telemetry.store_operation("compare_and_set")
     async def compare_and_set(
         self,
         key: str,
@@ -285,26 +262,20 @@ class Store(AsyncClosing, ABC):
         Fails (returns ``False``) when the entry changed, was deleted or expired since
         ``version`` was read.
         """
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(
-                self, Store.compare_and_set, key, value, version=version, collection=collection, ttl=ttl
-            )
         c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
         if not isinstance(version, str):
             return False
         return bool(await self._call(self._compare_and_set, c, k, copy_value(value), version, seconds))
 
+    @telemetry.store_operation("delete_if_version")
     async def delete_if_version(self, key: str, version: str, *, collection: str | None = None) -> bool:
         """Delete the entry only if its version is still ``version``; return whether it did."""
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(
-                self, Store.delete_if_version, key, version, collection=collection
-            )
         c, k = self._resolve_collection(collection), check_key(key)
         if not isinstance(version, str):
             return False
         return bool(await self._call(self._delete_if_version, c, k, version))
 
+    @telemetry.store_operation("update")
     async def update(
         self,
         key: str,
@@ -323,10 +294,6 @@ class Store(AsyncClosing, ABC):
         win the race ``max_attempts`` times in a row, ``ConflictError`` is raised and
         nothing of ours was written.
         """
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(
-                self, Store.update, key, fn, collection=collection, ttl=ttl, max_attempts=max_attempts
-            )
         c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
         attempts = self.update_attempts if max_attempts is None else max_attempts
         # Each lost race backs off with jitter so that competing writers spread out.
@@ -359,6 +326,7 @@ class Store(AsyncClosing, ABC):
         telemetry.record_conflict("store.update")
         raise ConflictError(c, k, attempts)
 
+    @telemetry.store_operation("put_fenced")
     async def put_fenced(
         self,
         key: str,
@@ -378,10 +346,6 @@ class Store(AsyncClosing, ABC):
         (the same holder again) is accepted. Every writer of a fenced record should use
         this method, since a plain ``put`` replaces the fences too.
         """
-        if (_SWITCH.on or _TRACES._TRACER_PROVIDER or _METRICS._METER_PROVIDER) and telemetry.enter(self):
-            return await telemetry.store_call(
-                self, Store.put_fenced, key, value, lock=lock, token=token, collection=collection, ttl=ttl
-            )
         c, k, seconds = self._resolve_collection(collection), check_key(key), check_ttl(ttl)
         lock, token = check_token(lock, token)
         new_value = copy_value(value)

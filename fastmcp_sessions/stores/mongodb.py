@@ -55,9 +55,8 @@ from fastmcp_sessions.errors import (
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
 from fastmcp_sessions.stores._names import is_hashed, stored_name
-from fastmcp_sessions.stores._url import parse_bool, redact_url, split_own_options
+from fastmcp_sessions.stores._url import address_from_url, parse_bool, redact_url, split_own_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
-from fastmcp_sessions.telemetry import address_from_url
 
 _DRIVER = Driver("MongoDBStore", "mongodb", Requirement("pymongo", "4.12", imports=("pymongo", "bson")))
 try:

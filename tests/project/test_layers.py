@@ -116,6 +116,7 @@ FAMILIES: dict[str, tuple[int, tuple[str, ...]]] = {
             "_retry",
             "_closing",
             "_timing",
+            "_otel_seam",
             "telemetry",
             "encryption",
             "layout",

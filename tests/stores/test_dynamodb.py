@@ -332,7 +332,11 @@ async def test_too_large_items_fail_before_any_call(ddb: DynamoDBServer, table: 
         with pytest.raises(EntryTooLargeError) as info:
             await s.put("big", big)
         assert isinstance(info.value, ValueTooLargeError)
-        assert "400 KB" in str(info.value) and key_ref("big") in str(info.value) and "'big'" not in str(info.value)
+        assert (
+            "400 KB" in str(info.value)
+            and key_ref("big") in str(info.value)
+            and "'big'" not in str(info.value)
+        )
         with pytest.raises(ValueTooLargeError):
             await s.put_many(["small", "big"], [{"v": 1}, big])
         with pytest.raises(ValueTooLargeError):
@@ -452,7 +456,7 @@ async def test_an_aioboto3_session_is_accepted(ddb: DynamoDBServer, table: str) 
 
 
 def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dynamodb, "HAVE_AIOBOTOCORE", False)
+    monkeypatch.setattr(dynamodb.connection, "HAVE_AIOBOTOCORE", False)
     with pytest.raises(ImportError, match=r"pip install 'fastmcp-sessions\[dynamodb\]'"):
         open_store("dynamodb://table?region=us-east-1")
     with pytest.raises(ImportError, match=r"fastmcp-sessions\[dynamodb\]"):

@@ -23,7 +23,7 @@ from fastmcp_sessions.errors import (
     StoreSetupError,
 )
 from fastmcp_sessions.stores._driver import Driver, Requirement
-from fastmcp_sessions.stores._url import parse_bool, redact_url, split_own_options
+from fastmcp_sessions.stores._url import address_from_url, parse_bool, redact_url, split_own_options
 from fastmcp_sessions.stores.base import Store, Value, Versioned
 from fastmcp_sessions.stores.postgresql._sql import (
     _ESC_COLLECTION,
@@ -38,7 +38,6 @@ from fastmcp_sessions.stores.postgresql._sql import (
     _version_arg,
     digest,
 )
-from fastmcp_sessions.telemetry import address_from_url
 
 _DRIVER = Driver("PostgreSQLStore", "postgresql", Requirement("asyncpg", "0.30"))
 try:
