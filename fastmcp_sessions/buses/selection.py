@@ -12,22 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from fastmcp_sessions.buses.base import Bus
+from fastmcp_sessions.stores._layers import backend_of
 from fastmcp_sessions.stores.base import Store
 
-__all__ = ["bus_for_store", "bus_for_url", "shares_notifications", "unwrap_store"]
+__all__ = ["bus_for_store", "bus_for_url", "shares_notifications"]
 
 logger = logging.getLogger("fastmcp_sessions")
-
-
-def unwrap_store(store: Store) -> Store:
-    """The backend store under encryption and namespace views (``.inner`` chains)."""
-    seen = 0
-    while seen < 16:
-        inner = getattr(store, "inner", None)
-        if not isinstance(inner, Store):
-            return store
-        store, seen = inner, seen + 1
-    return store
 
 
 def _redis(store: Store, server_name: str, options: dict[str, Any]) -> Bus | None:
@@ -89,7 +79,7 @@ def bus_for_store(store: Store, *, server_name: str, **options: Any) -> Bus:
     ``options`` go to the bus (``max_buffered_events``; ``max_outbox``, ``timeout`` and
     the backend's own, such as ``max_stream_length`` or ``retain_events``).
     """
-    backend = unwrap_store(store)
+    backend = backend_of(store)
     for factory in _FACTORIES:
         bus = factory(backend, server_name, dict(options))
         if bus is not None:

@@ -15,6 +15,7 @@ from mcp.server.streamable_http import EventStore
 
 from fastmcp_sessions.encryption import Keyring
 from fastmcp_sessions.events.base import NativeEventStore, stream_key
+from fastmcp_sessions.stores._layers import layer_of, layers
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.encrypted import EncryptedStore
 from fastmcp_sessions.stores.namespaced import NamespacedStore
@@ -26,19 +27,11 @@ class _Layout:
     """What the wrapper chain of a store says: its backend, namespace and keyring."""
 
     def __init__(self, store: Store) -> None:
-        views: list[list[str]] = []
-        self.keyring: Keyring | None = None
-        seen = 0
-        while seen < 16:
-            if isinstance(store, NamespacedStore):
-                views.append([store.namespace, store.scope])
-            elif isinstance(store, EncryptedStore) and self.keyring is None:
-                self.keyring = store.keyring
-            inner = getattr(store, "inner", None)
-            if not isinstance(inner, Store):
-                break
-            store, seen = inner, seen + 1
-        self.backend = store
+        chain = list(layers(store))
+        views = [[layer.namespace, layer.scope] for layer in chain if isinstance(layer, NamespacedStore)]
+        encrypted = layer_of(store, EncryptedStore)
+        self.keyring: Keyring | None = encrypted.keyring if encrypted is not None else None
+        self.backend = chain[-1]
         # Innermost view first: the same views in the same order give the same namespace.
         self.namespace = json.dumps(views[::-1]) if views else ""
 

@@ -33,6 +33,7 @@ from cryptography.fernet import InvalidToken
 from fastmcp_sessions import telemetry
 from fastmcp_sessions.encryption import KEYS_ENV, FernetCodec, Keyring, load_keyring
 from fastmcp_sessions.errors import DecryptionError, KeyMismatchError, StoreSetupError, key_ref
+from fastmcp_sessions.stores._layers import layers
 from fastmcp_sessions.stores.base import RotationProgress, Store, Value, Versioned
 
 ENVELOPE_MARK = "__encrypted__"
@@ -44,12 +45,7 @@ _KEY_CHECK_PLAIN = b"fastmcp-sessions key check"
 
 def shared_over_network(store: Store) -> bool:
     """Whether ``store``, or the store it wraps (``.inner``, at any depth), lives on a shared server."""
-    seen: Store | None = store
-    while isinstance(seen, Store):
-        if type(seen).shared_over_network:
-            return True
-        seen = getattr(seen, "inner", None)
-    return False
+    return any(type(layer).shared_over_network for layer in layers(store))
 
 
 def key_check_record(keyring: Keyring, previous: Mapping[str, Any] | None = None) -> Value:

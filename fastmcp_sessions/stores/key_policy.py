@@ -12,24 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
 
 from fastmcp_sessions.encryption import KEYS_ENV, Keyring, key_file_path, load_keyring
+from fastmcp_sessions.stores._layers import layer_of
 from fastmcp_sessions.stores.base import Store
 from fastmcp_sessions.stores.disk import DiskStore, marker_path
 from fastmcp_sessions.stores.encrypted import shared_over_network
 
-S = TypeVar("S", bound=Store)
-
-
-def layer_of(store: Store, kind: type[S]) -> S | None:
-    """The store of type ``kind`` that ``store`` is or wraps (through views, ``.inner``), if any."""
-    seen: Store | None = store
-    while isinstance(seen, Store):
-        if isinstance(seen, kind):
-            return seen
-        seen = getattr(seen, "inner", None)
-    return None
+__all__ = ["existing_data", "keyring_beside", "layer_of", "local_disk_store", "store_key_file"]
 
 
 def local_disk_store(store: Store) -> DiskStore | None:
