@@ -18,6 +18,8 @@ import asyncio
 import random
 import time
 
+from fastmcp_sessions.errors import StoreOptionError
+
 __all__ = ["Retries"]
 
 _MAX_DOUBLINGS = 64  # 2**64 times any first pause is past every cap; more would overflow a float
@@ -46,7 +48,7 @@ class Retries:
         deadline: float | None = None,
     ) -> None:
         if not 0.0 <= jitter <= 1.0:
-            raise ValueError(f"jitter must be between 0 and 1, got {jitter!r}")
+            raise StoreOptionError(f"jitter must be between 0 and 1, got {jitter!r}")
         self.limit = limit
         self.first = first
         self.cap = cap

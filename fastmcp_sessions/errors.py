@@ -33,6 +33,7 @@ __all__ = [
     "DriverImportError",
     "EncryptionError",
     "EntryTooLargeError",
+    "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidTTLError",
     "KeyMismatchError",
@@ -108,6 +109,14 @@ class EntryTooLargeError(ValueTooLargeError, _KeyValueEntryTooLargeError):
             ),
             extra_info={"size": size, "max_size": max_size, "collection": collection, "key": key_ref(key)},
         )
+
+
+class InvalidArgumentError(KeyValueOperationError, ValueError):
+    """An argument to an operation is out of range (a negative ``limit``, a fencing token that
+    is not an int); raised before any I/O, so nothing was read or written.
+
+    Also a ``ValueError``, as a bad argument is in plain Python.
+    """
 
 
 class StoreClosedError(KeyValueStoreError):

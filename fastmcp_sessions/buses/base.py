@@ -54,7 +54,7 @@ from mcp.server.subscriptions import (
 
 from fastmcp_sessions import telemetry
 from fastmcp_sessions.buses import _options
-from fastmcp_sessions.errors import StoreOptionError
+from fastmcp_sessions.errors import InvalidArgumentError, StoreOptionError
 
 __all__ = [
     "DEFAULT_MAX_BUFFERED_EVENTS",
@@ -127,7 +127,7 @@ class BusStats:
 def _check_event(event: object) -> ServerEvent:
     if isinstance(event, ResourceUpdated):
         if not isinstance(event.uri, str) or not event.uri or len(event.uri) > MAX_URI_LENGTH:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ResourceUpdated.uri must be a non-empty str of at most {MAX_URI_LENGTH} characters"
             )
         return event

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastmcp_sessions.buses.base import Bus
+from fastmcp_sessions.errors import StoreOptionError
 from fastmcp_sessions.stores._layers import backend_of
 from fastmcp_sessions.stores.base import Store
 
@@ -125,6 +126,6 @@ def bus_for_url(url: str, *, server_name: str, **options: Any) -> Bus:
         bus = RedisBus(backend.client, server_name=server_name, namespace=backend.namespace, **options)
         bus.owned_store = backend
         return bus
-    raise ValueError(
+    raise StoreOptionError(
         "bus_url must be a redis://, rediss://, redis+cluster://, redis+sentinel:// or postgresql:// URL"
     )

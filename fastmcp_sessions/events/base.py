@@ -221,10 +221,10 @@ class NativeEventStore(EventStore):
                 continue  # a priming event: a position, never a message
             model = _MODELS.get(body[:1])
             try:
-                if model is None:
-                    raise ValueError(body[:1])
-                message = model.model_validate_json(body[1:])
+                message = None if model is None else model.model_validate_json(body[1:])
             except (ValidationError, ValueError):
+                message = None
+            if message is None:
                 raise DeserializationError(
                     f"a stored event of stream {key[:12]} is not a JSON-RPC message"
                 ) from None

@@ -4,7 +4,8 @@ Each entry has one field, ``e``: the event's tag (22 characters) followed by its
 
 ``store_event`` is one ``EVALSHA`` (``XADD … MAXLEN ~ n`` and ``PEXPIRE`` together, so a
 stream never outlives its TTL without its newest event), replay one ``XRANGE`` from the
-given entry (inside a script, so the reply comes back flat). Each MCP stream is a single
+given entry (inside a script, so the reply comes back flat). Both scripts are ``.lua``
+files beside the Redis store's own (``stores/redis/scripts/event_*.lua``). Each MCP stream is a single
 key, so on a Cluster it lives in one slot; under Sentinel the client follows the master.
 """
 
@@ -18,25 +19,13 @@ from redis.exceptions import RedisError
 
 from fastmcp_sessions.encryption import Keyring
 from fastmcp_sessions.events.base import EventStoreOptions, NativeEventStore, Row, raw, text, unreachable
+from fastmcp_sessions.stores.redis.scripts import EVENT_APPEND, EVENT_READ
 
 __all__ = ["RedisEventStore"]
 
-_APPEND = """
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
-if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return id
-"""
-# XRANGE through a script: the reply is a flat [id, value, id, value, ...] that redis-py
-# hands back as is, instead of a dict built per entry.
-_READ = """
-local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+')
-local out = {}
-for i, entry in ipairs(entries) do
-  out[2 * i - 1] = entry[1]
-  out[2 * i] = entry[2][2]
-end
-return out
-"""
+# Read once at import from the Redis store's scripts/ folder, like the store's own scripts.
+_APPEND = EVENT_APPEND.source
+_READ = EVENT_READ.source
 _ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 

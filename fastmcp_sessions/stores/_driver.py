@@ -28,7 +28,7 @@ import importlib.util
 import re
 from dataclasses import dataclass
 
-from fastmcp_sessions.errors import DriverImportError
+from fastmcp_sessions.errors import DriverImportError, StoreOptionError
 
 __all__ = ["Driver", "Requirement"]
 
@@ -85,7 +85,7 @@ class Driver:
         """``store`` names the class (``RedisStore``), ``extra`` the pip extra bringing ``requires``;
         ``note`` is added to the install advice (e.g. " (optionally with hiredis)")."""
         if not requires:
-            raise ValueError("a Driver needs at least one Requirement")
+            raise StoreOptionError("a Driver needs at least one Requirement")
         self.store = store
         self.extra = extra
         self.requires = requires

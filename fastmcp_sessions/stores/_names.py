@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 
+from fastmcp_sessions.errors import StoreOptionError
+
 HASH_MARKER = "\x1fsha256:"
 """How every hashed stored form begins (8 bytes of UTF-8)."""
 
@@ -51,7 +53,7 @@ def stored_name(name: str, limit: int) -> str:
     ):
         return name
     if limit < MIN_LIMIT:
-        raise ValueError(f"a stored name needs a limit of at least {MIN_LIMIT} bytes, got {limit}")
+        raise StoreOptionError(f"a stored name needs a limit of at least {MIN_LIMIT} bytes, got {limit}")
     encoded = name.encode("utf-8")
     digest = hashlib.sha256(encoded).hexdigest()
     # Cutting may split a character: "ignore" drops its partial bytes.

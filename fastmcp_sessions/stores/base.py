@@ -33,6 +33,7 @@ from fastmcp_sessions._values import (
 from fastmcp_sessions.errors import (
     BaseKeyValueError,
     ConflictError,
+    InvalidArgumentError,
     InvalidKeyError,
     SerializationError,
     StoreClosedError,
@@ -531,5 +532,5 @@ def _check_limit(limit: int | None) -> int | None:
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+        raise InvalidArgumentError(f"limit must be a non-negative int or None, got {limit!r}")
     return None if limit >= _NO_LIMIT else int(limit)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastmcp_sessions.errors import StaleFencingTokenError
+from fastmcp_sessions.errors import InvalidArgumentError, StaleFencingTokenError
 
 FENCES_FIELD = "__fences__"
 """The reserved field of a fenced record: the highest fencing token written per lock."""
@@ -28,9 +28,11 @@ def fences_of(stored: Mapping[str, Any] | None) -> dict[str, int]:
 def check_token(lock: object, token: object) -> tuple[str, int]:
     """Validate a fence's lock name and token."""
     if not isinstance(lock, str) or not lock:
-        raise ValueError("a fenced write needs the lock's name (a non-empty str)")
+        raise InvalidArgumentError("a fenced write needs the lock's name (a non-empty str)")
     if isinstance(token, bool) or not isinstance(token, int):
-        raise ValueError(f"a fencing token must be an int (Lock.fencing_token), got {type(token).__name__}")
+        raise InvalidArgumentError(
+            f"a fencing token must be an int (Lock.fencing_token), got {type(token).__name__}"
+        )
     return lock, token
 
 

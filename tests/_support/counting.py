@@ -37,7 +37,9 @@ class CountingStore(Store):
         self.calls += 1
         return await self.inner.put_if_absent(key, value, collection=collection, ttl=ttl)
 
-    async def _compare_and_set(self, collection: str, key: str, value: Value, version: str, ttl: float | None) -> bool:
+    async def _compare_and_set(
+        self, collection: str, key: str, value: Value, version: str, ttl: float | None
+    ) -> bool:
         self.calls += 1
         return await self.inner.compare_and_set(key, value, version=version, collection=collection, ttl=ttl)
 

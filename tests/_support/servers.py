@@ -211,7 +211,6 @@ def _tcp_connects(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-
 def wait_for_port(port: int, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
     """Wait until ``proc`` listens on 127.0.0.1:``port``; fail at once if it exits first."""
     deadline = time.monotonic() + timeout
@@ -222,6 +221,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[str], timeout: float = 30.0)
             return
         time.sleep(0.1)
     raise AssertionError(f"nothing listens on {HOST}:{port}")
+
 
 # --------------------------------------------------------------------------
 # process management

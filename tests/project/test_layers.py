@@ -70,9 +70,11 @@ def test_the_graph_sees_the_package() -> None:
     # An import inside a function counts (models imports the MCP SDK models lazily).
     assert "fastmcp_sessions.sessions._mcp" in GRAPH["fastmcp_sessions.sessions.models"]
     # The FastMCP package and the buses are seen module by module.
-    assert {"fastmcp_sessions.fastmcp.storage", "fastmcp_sessions.fastmcp._seam", "fastmcp_sessions.buses.redis"} <= set(
-        MODULES
-    )
+    assert {
+        "fastmcp_sessions.fastmcp.storage",
+        "fastmcp_sessions.fastmcp._seam",
+        "fastmcp_sessions.buses.redis",
+    } <= set(MODULES)
     assert "fastmcp_sessions.layout" in GRAPH["fastmcp_sessions.buses.redis"]
 
 
@@ -155,8 +157,7 @@ def test_a_module_imports_only_its_family_and_those_below() -> None:
         f"{module} ({_family(module)}) imports {target} ({_family(target)})"
         for module, targets in GRAPH.items()
         for target in targets
-        if _family(target) != _family(module)
-        and FAMILIES[_family(target)][0] >= FAMILIES[_family(module)][0]
+        if _family(target) != _family(module) and FAMILIES[_family(target)][0] >= FAMILIES[_family(module)][0]
     )
     assert wrong == []
 

@@ -272,7 +272,9 @@ async def test_too_large_documents_are_a_typed_error_and_nothing_is_stored(mstor
     with pytest.raises(EntryTooLargeError) as info:
         await mstore.put("big", huge)
     assert isinstance(info.value, ValueTooLargeError)
-    assert "16 MiB" in str(info.value) and key_ref("big") in str(info.value) and "'big'" not in str(info.value)
+    assert (
+        "16 MiB" in str(info.value) and key_ref("big") in str(info.value) and "'big'" not in str(info.value)
+    )
     with pytest.raises(ValueTooLargeError):
         await mstore.put_many(["small", "big"], [{"v": 1}, huge])
     with pytest.raises(ValueTooLargeError):

@@ -249,7 +249,11 @@ async def test_too_large_values_are_refused_before_anything_is_sent(
     monkeypatch.setattr(postgresql._sql, "MAX_VALUE_BYTES", 1000)  # where values are encoded
     with pytest.raises(EntryTooLargeError) as info:
         await pstore.put("big", {"x": "y" * 2000})
-    assert isinstance(info.value, ValueTooLargeError) and key_ref("big") in str(info.value) and "'big'" not in str(info.value)
+    assert (
+        isinstance(info.value, ValueTooLargeError)
+        and key_ref("big") in str(info.value)
+        and "'big'" not in str(info.value)
+    )
     with pytest.raises(ValueTooLargeError):
         await pstore.put_many(["small", "big"], [{"v": 1}, {"x": "y" * 2000}])
     assert await pstore.get_many(["small", "big"]) == [None, None]

@@ -273,12 +273,12 @@ class DiskStore(DiskOpening, Store):
 
     def _translate_error(self, exc: BaseException) -> BaseKeyValueError:
         code = sql.code(exc) if isinstance(exc, sqlite3.Error) else None
-        text = str(exc).lower()
+        detail = str(exc)
         if isinstance(exc, UnicodeDecodeError):
-            exc = ValueError("text that is not UTF-8")
-            code = sql.CORRUPT
+            detail, code = "text that is not UTF-8", sql.CORRUPT
+        text = detail.lower()
         if code in (sql.CORRUPT, sql.NOTADB) or "malformed" in text or "not a database" in text:
-            error = StoreCorruptedError(str(self.path), f"is damaged (SQLite: {exc})")
+            error = StoreCorruptedError(str(self.path), f"is damaged (SQLite: {detail})")
             # Refuse everything from now on: a damaged file can answer wrongly or lose writes.
             self._setup_error = error
             return error

@@ -7,7 +7,7 @@ None of that is redis-py's public API, so each touch point is a small function h
 and ``check()`` looks, once per process, whether the installed redis-py still has the
 shapes they rely on. When one is missing it logs one warning naming the redis-py
 version and the missing piece, and ``pipelining_available()`` turns false: the store
-then sends plain redis-py commands (slower, never wrong). tests/test_redis_seam.py has
+then sends plain redis-py commands (slower, never wrong). tests/stores/test_redis_seam.py has
 one test per function, each naming the seam it guards.
 """
 

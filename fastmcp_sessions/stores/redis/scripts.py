@@ -34,6 +34,10 @@ READ_MANY = Script("read_many")
 COMPARE_AND_SET = Script("compare_and_set")
 DELETE_IF_VERSION = Script("delete_if_version")
 PUT_MANY_PX = Script("put_many_px")
+EVENT_APPEND = Script("event_append")
+"""For the Redis event store: ``XADD … MAXLEN ~`` and the stream's TTL in one step."""
+EVENT_READ = Script("event_read")
+"""For the Redis event store: a stream's entries from one id on, as a flat list."""
 
-ALL = (READ, GET_MANY, READ_MANY, COMPARE_AND_SET, DELETE_IF_VERSION, PUT_MANY_PX)
+ALL = (READ, GET_MANY, READ_MANY, COMPARE_AND_SET, DELETE_IF_VERSION, PUT_MANY_PX, EVENT_APPEND, EVENT_READ)
 """Every script, once: what the package ships and a test checks."""

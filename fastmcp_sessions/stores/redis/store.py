@@ -95,6 +95,7 @@ _URL_OPTIONS: dict[str, Callable[[str], Any]] = {
 _EXTRA_SCRIPTS: dict[str, Script] = {}
 """Scripts run through ``RedisStore.eval_script``, by source (each hashed once)."""
 
+
 class RedisStore(Store):
     """A store in Redis: one server (``redis://``, ``rediss://``, ``unix://``), a Redis
     Cluster (``redis+cluster://host:port[,host:port...]``, ``rediss+cluster://``) or a
