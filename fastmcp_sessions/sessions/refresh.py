@@ -20,6 +20,7 @@ from mcp.client.auth import OAuthClientProvider
 from fastmcp_sessions import telemetry
 from fastmcp_sessions.errors import StaleFencingTokenError
 from fastmcp_sessions.sessions._keys import short_digest
+from fastmcp_sessions.sessions._seam import check_seam
 from fastmcp_sessions.sessions.lock import DEFAULT_LOCK_COLLECTION, Lock
 from fastmcp_sessions.stores.base import Store
 
@@ -66,6 +67,7 @@ class SingleFlightOAuthClientProvider(OAuthClientProvider):
         refresh_lock_timeout: float | None = 60.0,
         **kwargs: Any,
     ) -> None:
+        check_seam()  # the private members overridden below: sessions/_seam.py
         self._sf_loaded = False
         self._sf_held: tuple[Lock, object] | None = None
         self.refresh_lock_store = refresh_lock_store
