@@ -22,7 +22,6 @@ only, so each supported one gets an enumerator here:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -527,7 +526,9 @@ def _open_oauth_proxy_source(url: str, label: str, on_secret: OnSecret | None) -
             "jwt_signing_key passed to the provider) or ?client_secret_env=VAR (the upstream client "
             "secret, when no jwt_signing_key was set)"
         )
-    storage_key, directory = oauth_proxy_storage(
+    from fastmcp_sessions.fastmcp._seam import oauth_proxy_default_storage
+
+    storage_key, directory = oauth_proxy_default_storage(
         jwt_signing_key=signing, upstream_client_secret=client_secret, home=options.get("home")
     )
     if not directory.is_dir():
@@ -541,29 +542,3 @@ def _open_oauth_proxy_source(url: str, label: str, on_secret: OnSecret | None) -
 
     decryptor = FernetEncryptionWrapper(inner, fernet=Fernet(storage_key), raise_on_decryption_error=True)
     return KvFileTreeSource(decryptor, inner, f"FastMCP OAuth proxy storage {directory}", decryptor)
-
-
-def oauth_proxy_storage(
-    *, jwt_signing_key: str | None, upstream_client_secret: str | None, home: str | None = None
-) -> tuple[bytes, Path]:
-    """The Fernet key and directory FastMCP's ``OAuthProxy`` uses when it gets no ``client_storage``.
-
-    Mirrors ``fastmcp.server.auth.oauth_proxy.OAuthProxy.__init__``: a string
-    ``jwt_signing_key`` is stretched with PBKDF2, else the upstream client secret with
-    HKDF; the storage key is HKDF of that; the directory is
-    ``settings.home/oauth-proxy/<sha256(storage key)[:12]>``.
-    """
-    import fastmcp
-    from fastmcp.server.auth.jwt_issuer import derive_jwt_key
-
-    if jwt_signing_key:
-        signing = derive_jwt_key(low_entropy_material=jwt_signing_key, salt="fastmcp-jwt-signing-key")
-    elif upstream_client_secret:
-        signing = derive_jwt_key(high_entropy_material=upstream_client_secret, salt="fastmcp-jwt-signing-key")
-    else:
-        raise UsageError("give the JWT signing key or the upstream client secret")
-    storage_key = derive_jwt_key(
-        high_entropy_material=signing.decode(), salt="fastmcp-storage-encryption-key"
-    )
-    base = Path(home).expanduser() if home else Path(fastmcp.settings.home)
-    return storage_key, base / "oauth-proxy" / hashlib.sha256(storage_key).hexdigest()[:12]

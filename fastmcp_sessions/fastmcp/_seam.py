@@ -12,25 +12,38 @@ FastMCP's public API alone (constructor arguments, ``Lifespan``, ``EventStore``,
   every local add and remove goes through (decorators, ``add_tool``, ``remove_tool``...).
 - ``enable``, ``disable``, ``add_provider``, ``add_transform`` on the server and
   ``enable``/``disable`` on its local provider (public; wrapped on the instance).
+- Behaviour mirrored, not called: where ``OAuthProxy`` keeps its clients and tokens when
+  it gets no ``client_storage`` (``oauth_proxy_default_storage``, read by the CLI's
+  ``fastmcp-oauth-proxy://`` source). tests/fastmcp/test_fastmcp_seam.py checks it
+  against a real ``OAuthProxy``.
 
 ``check_seam`` verifies all of it and raises ``FastMCPSeamError`` with what changed, so a
 FastMCP release that moves any of it fails at ``enable_subscriptions`` (and in
-tests/test_fastmcp_seam.py, one test per internal), never by silently dropping notifications.
+tests/fastmcp/test_fastmcp_seam.py, one test per internal), never by silently dropping notifications.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 from collections.abc import Callable
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from mcp.server.lowlevel.server import Server
 
-from fastmcp_sessions.errors import StoreSetupError
+from fastmcp_sessions.errors import InvalidArgumentError, StoreSetupError
 
-__all__ = ["COMPONENT_KINDS", "FastMCPSeamError", "check_seam", "lowlevel_server", "watch_components"]
+__all__ = [
+    "COMPONENT_KINDS",
+    "FastMCPSeamError",
+    "check_seam",
+    "lowlevel_server",
+    "oauth_proxy_default_storage",
+    "watch_components",
+]
 
 COMPONENT_KINDS = frozenset({"tool", "resource", "prompt"})
 
@@ -159,3 +172,29 @@ def watch_components(mcp: Any, on_change: Callable[[set[str]], None]) -> None:
         _wrap(owner, "disable", visibility)
     _wrap(mcp, "add_provider", everything)
     _wrap(mcp, "add_transform", everything)
+
+
+def oauth_proxy_default_storage(
+    *, jwt_signing_key: str | None, upstream_client_secret: str | None, home: str | None = None
+) -> tuple[bytes, Path]:
+    """The Fernet key and directory FastMCP's ``OAuthProxy`` uses when it gets no ``client_storage``.
+
+    Mirrors ``fastmcp.server.auth.oauth_proxy.OAuthProxy.__init__``: a string
+    ``jwt_signing_key`` is stretched with PBKDF2, else the upstream client secret with
+    HKDF; the storage key is HKDF of that; the directory is
+    ``settings.home/oauth-proxy/<sha256(storage key)[:12]>``.
+    """
+    import fastmcp
+    from fastmcp.server.auth.jwt_issuer import derive_jwt_key
+
+    if jwt_signing_key:
+        signing = derive_jwt_key(low_entropy_material=jwt_signing_key, salt="fastmcp-jwt-signing-key")
+    elif upstream_client_secret:
+        signing = derive_jwt_key(high_entropy_material=upstream_client_secret, salt="fastmcp-jwt-signing-key")
+    else:
+        raise InvalidArgumentError("give the JWT signing key or the upstream client secret")
+    storage_key = derive_jwt_key(
+        high_entropy_material=signing.decode(), salt="fastmcp-storage-encryption-key"
+    )
+    base = Path(home).expanduser() if home else Path(fastmcp.settings.home)
+    return storage_key, base / "oauth-proxy" / hashlib.sha256(storage_key).hexdigest()[:12]

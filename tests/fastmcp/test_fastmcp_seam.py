@@ -111,3 +111,38 @@ def test_no_other_module_imports_a_fastmcp_private() -> None:
 def test_the_seam_itself_is_seen_touching_privates() -> None:
     # The scan above would pass vacuously if it could not see a private access at all.
     assert any("._mcp_server" in t or "_mcp_server" in t for t in _private_touches(SEAM))
+
+
+@pytest.mark.parametrize("jwt_signing_key", ["a-jwt-signing-key-of-some-length", None])
+def test_the_oauth_proxy_default_storage_is_where_a_real_oauth_proxy_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jwt_signing_key: str | None
+) -> None:
+    # The CLI's fastmcp-oauth-proxy:// source finds FastMCP's own storage by this mirror of
+    # OAuthProxy.__init__; a FastMCP that derives it otherwise must fail here, by name.
+    import asyncio
+
+    import fastmcp
+    from fastmcp.server.auth import OAuthProxy
+    from fastmcp.server.auth.providers.jwt import StaticTokenVerifier
+    from mcp.shared.auth import OAuthClientInformationFull
+
+    from fastmcp_sessions.fastmcp._seam import oauth_proxy_default_storage
+
+    monkeypatch.setattr(fastmcp.settings, "home", tmp_path)
+    proxy = OAuthProxy(
+        upstream_authorization_endpoint="https://idp.example/authorize",
+        upstream_token_endpoint="https://idp.example/token",
+        upstream_client_id="client-id",
+        upstream_client_secret="upstream-client-secret",
+        token_verifier=StaticTokenVerifier(tokens={}),
+        base_url="http://127.0.0.1:8000",
+        jwt_signing_key=jwt_signing_key,
+    )
+    client = OAuthClientInformationFull(client_id="seam-client", redirect_uris=["http://127.0.0.1:9/cb"])
+    asyncio.run(proxy.register_client(client))
+
+    _, directory = oauth_proxy_default_storage(
+        jwt_signing_key=jwt_signing_key, upstream_client_secret="upstream-client-secret"
+    )
+    written = sorted(p for p in (tmp_path / "oauth-proxy").iterdir())
+    assert written == [directory], "oauth_proxy_default_storage no longer mirrors OAuthProxy.__init__"
