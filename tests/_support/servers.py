@@ -60,12 +60,14 @@ import urllib.request
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 __all__ = [
     "CACHE_DIR",
     "INSTALL_SCRIPT",
     "REPO_ROOT",
     "DynamoDBServer",
+    "LocalServer",
     "ManagedServer",
     "MongoServer",
     "RedisCluster",
@@ -226,7 +228,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[str], timeout: float = 30.0)
 # --------------------------------------------------------------------------
 # process management
 
-_live: set[ManagedServer] = set()
+_live: set[LocalServer] = set()
 _live_lock = threading.Lock()
 
 
@@ -239,29 +241,20 @@ def _stop_leftovers() -> None:
             server.stop()
 
 
-class ManagedServer:
-    """One server process on 127.0.0.1:``port``; subclasses say how to run it.
+class LocalServer:
+    """What every test server shares: 127.0.0.1:``port``, a work directory with its log,
+    ``with`` support, and a registry that stops it at exit if a test did not.
 
-    Subclasses implement ``_command()`` (argv, run in ``workdir``) and
-    ``_probe()`` (True once the server answers), and may override
-    ``_prepare()`` (write config files into ``workdir`` before each start).
+    Subclasses implement ``start()`` and ``stop()``, calling ``_track()`` and ``_untrack()``.
     """
 
     name = "server"
     start_timeout = 20.0
-    stop_timeout = 10.0
 
-    def __init__(self, *, port: int | None = None, start_timeout: float | None = None):
-        self._fixed_port = port is not None
+    def __init__(self, *, port: int | None = None) -> None:
         self._port: int | None = port
-        self._proc: subprocess.Popen | None = None
-        self._log_file = None
         self.workdir: Path | None = None
-        if start_timeout is not None:
-            self.start_timeout = start_timeout
         self.last_start_seconds: float | None = None
-
-    # -- public API ---------------------------------------------------------
 
     @property
     def host(self) -> str:
@@ -275,11 +268,11 @@ class ManagedServer:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        raise NotImplementedError
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self.pid is not None
 
     @property
     def log_path(self) -> Path | None:
@@ -292,15 +285,76 @@ class ManagedServer:
         text = path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:]) or "(log is empty)"
 
-    def start(self) -> ManagedServer:
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"<{type(self).__name__} {HOST}:{self._port} {state}>"
+
+    def _track(self) -> None:
+        with _live_lock:
+            _live.add(self)  # until stop(): process and/or directory to clean up
+
+    def _untrack(self) -> None:
+        with _live_lock:
+            _live.discard(self)
+
+    @staticmethod
+    def _wait_port_free(port: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not port_is_free(port):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+
+class ManagedServer(LocalServer):
+    """One server process on 127.0.0.1:``port``; subclasses say how to run it.
+
+    Subclasses implement ``_command()`` (argv, run in ``workdir``) and
+    ``_probe()`` (True once the server answers), and may override
+    ``_prepare()`` (write config files into ``workdir`` before each start).
+    """
+
+    stop_timeout = 10.0
+
+    def __init__(self, *, port: int | None = None, start_timeout: float | None = None):
+        super().__init__(port=port)
+        self._fixed_port = port is not None
+        self._proc: subprocess.Popen | None = None
+        self._log_file = None
+        if start_timeout is not None:
+            self.start_timeout = start_timeout
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> Self:
         """Start the server and wait until it answers; returns self."""
         if self.running:
             return self
         self._ensure_installed()
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"test-{self.name}-"))
-        with _live_lock:
-            _live.add(self)  # until stop(): process and/or directory to clean up
+        self._track()
         first_start = self._port is None
         attempts = 3 if first_start and not self._fixed_port else 1
         for attempt in range(attempts):
@@ -324,38 +378,26 @@ class ManagedServer:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-        with _live_lock:
-            _live.discard(self)
+        self._untrack()
 
     def kill(self) -> None:
         """SIGKILL the process (a crash); keeps the dir; start() brings it back."""
         self._terminate(signal.SIGKILL)
 
-    def restart(self) -> ManagedServer:
+    def restart(self) -> Self:
         """Stop the process and start it again on the same port (data is lost)."""
         self._terminate(signal.SIGTERM)
         return self.start()
 
     def pause(self) -> None:
         """SIGSTOP: the port stays open but nothing answers (a hung server)."""
-        if self.running:
+        if self._proc is not None and self.running:
             os.kill(self._proc.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         """SIGCONT after pause()."""
-        if self.running:
+        if self._proc is not None and self.running:
             os.kill(self._proc.pid, signal.SIGCONT)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"<{type(self).__name__} {HOST}:{self._port} {state}>"
 
     # -- for subclasses -----------------------------------------------------
 
@@ -425,15 +467,6 @@ class ManagedServer:
                     f"command: {' '.join(command)}\n--- {log_path} (tail) ---\n{tail}"
                 )
             time.sleep(0.05)
-
-    @staticmethod
-    def _wait_port_free(port: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not port_is_free(port):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
 
     def _terminate(self, sig: int) -> None:
         proc = self._proc

@@ -20,7 +20,6 @@ that fails) and removes the directory. The server runs with ``fsync`` and
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import glob
 import os
@@ -29,25 +28,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from tests._support.servers import HOST, ServerStartError, free_port, port_is_free
+from tests._support.servers import HOST, LocalServer, ServerStartError, free_port
 
 __all__ = ["PostgresServer", "postgres_bin_dir"]
-
-_live: set[PostgresServer] = set()
-_live_lock = threading.Lock()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    with _live_lock:
-        leftovers = list(_live)
-    for server in leftovers:
-        with contextlib.suppress(Exception):
-            server.stop()
 
 
 def postgres_bin_dir() -> Path | None:
@@ -61,7 +47,7 @@ def postgres_bin_dir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-class PostgresServer:
+class PostgresServer(LocalServer):
     """One PostgreSQL cluster (data directory + postmaster) on 127.0.0.1:``port``."""
 
     name = "postgresql"
@@ -69,10 +55,8 @@ class PostgresServer:
     run_as = "postgres"
 
     def __init__(self, *, port: int | None = None, extra_settings: dict[str, str] | None = None) -> None:
-        self._port = port
+        super().__init__(port=port)
         self.extra_settings = dict(extra_settings or {})
-        self.workdir: Path | None = None
-        self.last_start_seconds: float | None = None
         bin_dir = postgres_bin_dir()
         if bin_dir is None:
             raise ServerStartError(
@@ -84,16 +68,6 @@ class PostgresServer:
     # -- public API ---------------------------------------------------------
 
     @property
-    def host(self) -> str:
-        return HOST
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError(f"{self.name}: not started yet, no port chosen")
-        return self._port
-
-    @property
     def data_dir(self) -> Path:
         assert self.workdir is not None
         return self.workdir / "data"
@@ -102,10 +76,6 @@ class PostgresServer:
     def socket_dir(self) -> Path:
         assert self.workdir is not None
         return self.workdir / "sock"
-
-    @property
-    def log_path(self) -> Path | None:
-        return self.workdir / "postgresql.log" if self.workdir else None
 
     @property
     def url(self) -> str:
@@ -126,22 +96,11 @@ class PostgresServer:
             return None
         return pid
 
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
-    def log_tail(self, lines: int = 40) -> str:
-        path = self.log_path
-        if path is None or not path.exists():
-            return "(no log)"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(log is empty)"
-
     def start(self) -> PostgresServer:
         """Create the cluster on first use, start the postmaster and wait until it accepts logins."""
         if self.running:
             return self
-        with _live_lock:
-            _live.add(self)
+        self._track()
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="test-postgresql-"))
             self.socket_dir.mkdir()
@@ -153,11 +112,8 @@ class PostgresServer:
             )  # fmt: skip
         if self._port is None:
             self._port = free_port()
-        deadline = time.monotonic() + 5
-        while not port_is_free(self.port):
-            if time.monotonic() > deadline:
-                raise ServerStartError(f"{self.name}: port {HOST}:{self.port} is still in use")
-            time.sleep(0.05)
+        if not self._wait_port_free(self.port, 5.0):
+            raise ServerStartError(f"{self.name}: port {HOST}:{self.port} is still in use")
         settings = {
             "listen_addresses": HOST,
             "fsync": "on",
@@ -198,8 +154,7 @@ class PostgresServer:
                         os.kill(pid, signal.SIGKILL)
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-        with _live_lock:
-            _live.discard(self)
+        self._untrack()
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run ``sql`` with psql over the Unix socket; its output (tuples only, unaligned)."""
@@ -211,16 +166,6 @@ class PostgresServer:
         if result.returncode != 0:
             raise RuntimeError(f"psql failed: {result.stderr.strip()}")
         return result.stdout.strip()
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"<PostgresServer {HOST}:{self._port} {state}>"
 
     # -- internals ----------------------------------------------------------
 
