@@ -11,7 +11,8 @@ The convention (also in docs/index.md, "Snippets that run"):
 * Hosts come from the environment with a localhost default
   (``os.environ.get("REDIS_URL", "redis://localhost:6379/0")``), secrets from the variables
   the docs tell the reader to set. The process gets that documented environment and
-  nothing more: ``REDIS_URL`` (a redis-server on 127.0.0.1 started for these snippets),
+  nothing more: ``REDIS_URL`` and ``POSTGRESQL_URL`` (a redis-server and a PostgreSQL on
+  127.0.0.1 started for these snippets),
   ``FASTMCP_SESSIONS_KEYS`` and ``FASTMCP_SESSIONS_OAUTH_KEYS`` (keys generated once per
   run: every replica of a deployment shares them), the GitHub OAuth app settings
   (``GITHUB_CLIENT_ID``, ``GITHUB_CLIENT_SECRET``, ``BASE_URL``, ``JWT_SIGNING_KEY``; fake
@@ -21,7 +22,7 @@ The convention (also in docs/index.md, "Snippets that run"):
   that is not a program (one argument, one call on a store opened in an earlier snippet).
   It must compile; a top-level ``await`` is allowed.
 * ``<!-- snippet: no-run (the reason) -->`` marks a program that needs what a test cannot
-  give (a browser login at an OAuth provider, PostgreSQL, an OTLP collector, a server that
+  give (a browser login at an OAuth provider, an OTLP collector, a server that
   runs until stopped). It must compile as a program (no top-level ``await``).
 * The reason is required. Any other ``<!-- snippet: ... -->`` comment is an error, so a
   typo cannot silently skip a snippet. At most one snippet in three is marked.
@@ -43,6 +44,7 @@ import pytest
 from fastmcp_sessions import Keyring
 from tests._support import REPO
 from tests._support.servers import RedisServer
+from tests._support.servers_postgresql import PostgresServer
 
 ROOT = REPO
 TIMEOUT = 120.0
@@ -230,12 +232,13 @@ def test_the_parser_sees_markers_and_refuses_bad_ones(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def documented_environment() -> Iterator[dict[str, str]]:
-    """The variables the docs tell a reader to set, with a Redis of the snippets' own (so no
-    other test's data or key-check record is in its way)."""
-    with RedisServer() as redis:
+    """The variables the docs tell a reader to set, with a Redis and a PostgreSQL of the
+    snippets' own (so no other test's data or key-check record is in its way)."""
+    with RedisServer() as redis, PostgresServer() as postgresql:
         yield {
             "PYTHONPATH": str(ROOT),
             "REDIS_URL": redis.url,
+            "POSTGRESQL_URL": postgresql.url,
             "FASTMCP_SESSIONS_KEYS": Keyring.generate_key(),
             "FASTMCP_SESSIONS_OAUTH_KEYS": Keyring.generate_key(),
             "GITHUB_CLIENT_ID": "docs-test-client-id",
