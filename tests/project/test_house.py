@@ -26,7 +26,9 @@ def test_no_module_is_over_700_lines() -> None:
 
 
 # redis-py attributes that are not its public API; each has one function in the seam.
-_REDIS_PRIVATES = re.compile(r"(?<!self)\._(writer|reader)\b|redis\._parsers|\bnodes_manager\b|\bBaseParser\b")
+_REDIS_PRIVATES = re.compile(
+    r"(?<!self)\._(writer|reader)\b|redis\._parsers|\bnodes_manager\b|\bBaseParser\b"
+)
 _REDIS_SEAM = PACKAGE / "stores" / "redis" / "_seam.py"
 
 
