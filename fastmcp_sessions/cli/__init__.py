@@ -7,7 +7,7 @@
     fastmcp-sessions backup FILE                 consistent copy of a disk store, while in use
     fastmcp-sessions bench                       ops/s of the store vs py-key-value-aio's equivalent
     fastmcp-sessions sessions list [--identity ID | --server NAME]   identities, servers, sessions
-    fastmcp-sessions sessions show|rm|purge --identity ID
+    fastmcp-sessions sessions show|rm|purge (--identity ID | --server NAME)
     fastmcp-sessions servers list|add|rm
     fastmcp-sessions tokens list|revoke --identity ID
 

@@ -4,8 +4,11 @@
     sessions list  --identity ID                list an identity's live sessions
     sessions list  --server NAME                a FastMCP server's sessions (server_storage(server_name=NAME))
     sessions show  --identity ID SESSION_ID     one session in detail (no token, no header value)
+    sessions show  --server NAME SESSION_ID     a FastMCP server's session: key names and expiries
     sessions rm    --identity ID SESSION_ID     delete one session with its OAuth data
+    sessions rm    --server NAME SESSION_ID     delete one session of a FastMCP server
     sessions purge --identity ID --yes          delete every session of one identity
+    sessions purge --server NAME --yes          delete every session of a FastMCP server
     servers  list  [--namespace NS]             the server registry (global, or an identity's)
     servers  add   URL [--name NAME]            register a server (prints the name it got)
     servers  rm    NAME                         forget a server name
@@ -54,7 +57,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     sessions = commands.add_parser(
         "sessions",
         parents=[common],
-        help="list identities, FastMCP servers and their sessions; show, delete, purge one identity's",
+        help="list identities, FastMCP servers and their sessions; show, delete, purge one identity's or "
+        "server's",
     )
     session_commands = sessions.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = session_commands.add_parser(
@@ -68,16 +72,28 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         help="the sessions of the FastMCP server that server_storage(..., server_name=NAME) serves",
     )
     p.set_defaults(handler=_sessions_list)
-    p = session_commands.add_parser("show", parents=[common, identity], help="one session in detail")
+    whose = _identity_options(required=False)
+    whose.add_argument(
+        "--server",
+        metavar="NAME",
+        help="instead of --identity: the FastMCP server that server_storage(..., server_name=NAME) serves",
+    )
+    p = session_commands.add_parser(
+        "show", parents=[common, whose], help="one session in detail (--identity ID or --server NAME)"
+    )
     p.add_argument("session_id", metavar="SESSION_ID")
     p.set_defaults(handler=_sessions_show)
-    p = session_commands.add_parser("rm", parents=[common, identity], help="delete one session")
+    p = session_commands.add_parser(
+        "rm", parents=[common, whose], help="delete one session (--identity ID or --server NAME)"
+    )
     p.add_argument("session_id", metavar="SESSION_ID")
     p.set_defaults(handler=_sessions_rm)
     p = session_commands.add_parser(
-        "purge", parents=[common, identity], help="delete every session of one identity (--identity ID)"
+        "purge",
+        parents=[common, whose],
+        help="delete every session of one identity (--identity ID) or FastMCP server (--server NAME)",
     )
-    p.add_argument("--yes", action="store_true", help="confirm: delete every session of the identity")
+    p.add_argument("--yes", action="store_true", help="confirm: delete every session it names")
     p.set_defaults(handler=_sessions_purge)
 
     namespace = argparse.ArgumentParser(add_help=False)
@@ -218,11 +234,20 @@ def _session_row(session: Any) -> dict[str, Any]:
 # -- sessions --------------------------------------------------------------------------
 
 
-async def _sessions_list(console: Console, args: argparse.Namespace) -> Result:
+def _identity_or_server(args: argparse.Namespace, *, required: bool) -> None:
     if args.server is not None and args.identity is not None:
         raise UsageError(
             "give --identity (a client app's sessions) or --server (a FastMCP server's), not both"
         )
+    if required and args.server is None and args.identity is None:
+        raise UsageError(
+            f"sessions {args.action} needs --identity ID (a client app's sessions) or --server NAME "
+            "(a FastMCP server's); list both with: fastmcp-sessions sessions list"
+        )
+
+
+async def _sessions_list(console: Console, args: argparse.Namespace) -> Result:
+    _identity_or_server(args, required=False)
     if args.server is not None:
         from fastmcp_sessions.cli.fleet import server_sessions
 
@@ -256,6 +281,12 @@ async def _sessions_list(console: Console, args: argparse.Namespace) -> Result:
 
 
 async def _sessions_show(console: Console, args: argparse.Namespace) -> Result:
+    _identity_or_server(args, required=True)
+    if args.server is not None:
+        from fastmcp_sessions.cli.fleet import server_session
+
+        async with _store(console, args, read_only=True) as store:
+            return await server_session(store, args.server, args.session_id)
     async with _store(console, args, read_only=True) as store:
         session = await _session_store(store, console, args).get(args.identity, args.session_id, touch=False)
     if session is None:
@@ -291,6 +322,12 @@ def _plain(value: Any) -> str:
 
 
 async def _sessions_rm(console: Console, args: argparse.Namespace) -> Result:
+    _identity_or_server(args, required=True)
+    if args.server is not None:
+        from fastmcp_sessions.cli.fleet import delete_server_sessions
+
+        async with _store(console, args) as store:
+            return await delete_server_sessions(store, args.server, args.session_id)
     async with _store(console, args) as store:
         deleted = await _session_store(store, console, args).delete(args.identity, args.session_id)
     if not deleted:
@@ -304,6 +341,16 @@ async def _sessions_rm(console: Console, args: argparse.Namespace) -> Result:
 
 
 async def _sessions_purge(console: Console, args: argparse.Namespace) -> Result:
+    _identity_or_server(args, required=True)
+    if args.server is not None:
+        if not args.yes:
+            raise UsageError(
+                f"purge deletes every session of FastMCP server {args.server!r}: add --yes to confirm"
+            )
+        from fastmcp_sessions.cli.fleet import delete_server_sessions
+
+        async with _store(console, args) as store:
+            return await delete_server_sessions(store, args.server, None)
     if not args.yes:
         raise UsageError(f"purge deletes every session of identity {args.identity!r}: add --yes to confirm")
     async with _store(console, args) as store:

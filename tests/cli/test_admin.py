@@ -231,6 +231,32 @@ def test_sessions_list_for_fleets(cli: CliRunner, url: str) -> None:
     assert_one_line_error(missing, missing.code)
     assert "servers found: notes" in missing.err
 
+    shown = cli("sessions", "show", "--server", "notes", row["session_id"], "--json")
+    assert shown.code == 0, shown.all
+    assert [k["key"] for k in shown.json()["keys"]] == ["last"]
+    assert "hello" not in shown.all, "key names and expiries only, never a value"
+    assert_one_line_error(cli("sessions", "show", "--server", "notes", "no-such-session"), 1)
+    assert_one_line_error(cli("sessions", "show", row["session_id"]), 2)  # neither --identity nor --server
+    both = cli("sessions", "rm", "--server", "notes", "--identity", USER, row["session_id"])
+    assert_one_line_error(both, 2)
+
+    removed = cli("sessions", "rm", "--server", "notes", row["session_id"], "--json")
+    assert removed.code == 0, removed.all
+    assert removed.json() == {"server": "notes", "sessions": 1, "keys_deleted": 1}
+    assert cli("sessions", "list", "--server", "notes", "--json").json()["sessions"] == []
+
+    asyncio.run(serve())
+    asyncio.run(serve())
+    assert len(cli("sessions", "list", "--server", "notes", "--json").json()["sessions"]) == 2
+    unconfirmed = cli("sessions", "purge", "--server", "notes")
+    assert_one_line_error(unconfirmed, 2)
+    assert "--yes" in unconfirmed.err
+    purged = cli("sessions", "purge", "--server", "notes", "--yes", "--json")
+    assert purged.code == 0, purged.all
+    assert purged.json()["sessions"] == 2
+    assert cli("sessions", "list", "--server", "notes", "--json").json()["sessions"] == []
+    assert cli("sessions", "list", "--identity", USER, "--json").json()["sessions"], "client sessions untouched"
+
 
 def test_top_help_tells_what_purge_needs(cli: CliRunner) -> None:
     import contextlib
