@@ -14,6 +14,7 @@ scripts/bootstrap.sh locked
 scripts/install-test-servers.sh
 echo "[test] ruff"
 .venv/bin/ruff check fastmcp_sessions tests benchmarks examples
+.venv/bin/ruff format --check fastmcp_sessions tests benchmarks examples
 echo "[test] mypy"
 .venv/bin/mypy
 echo "[test] pytest (locked versions)"
