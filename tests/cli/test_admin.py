@@ -255,7 +255,9 @@ def test_sessions_list_for_fleets(cli: CliRunner, url: str) -> None:
     assert purged.code == 0, purged.all
     assert purged.json()["sessions"] == 2
     assert cli("sessions", "list", "--server", "notes", "--json").json()["sessions"] == []
-    assert cli("sessions", "list", "--identity", USER, "--json").json()["sessions"], "client sessions untouched"
+    assert cli("sessions", "list", "--identity", USER, "--json").json()["sessions"], (
+        "client sessions untouched"
+    )
 
 
 def test_top_help_tells_what_purge_needs(cli: CliRunner) -> None:
