@@ -31,7 +31,14 @@ from importlib.metadata import version
 
 from fastmcp_sessions.errors import StoreSetupError
 
-__all__ = ["CONTEXT_FIELDS", "CONTEXT_METHODS", "OVERRIDDEN", "MCPSeamError", "check_seam"]
+__all__ = [
+    "CONTEXT_FIELDS",
+    "CONTEXT_METHODS",
+    "INITIALIZED_FLAG",
+    "OVERRIDDEN",
+    "MCPSeamError",
+    "check_seam",
+]
 
 OVERRIDDEN: dict[str, tuple[str, ...]] = {
     "_initialize": ("self",),

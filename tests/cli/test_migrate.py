@@ -346,24 +346,16 @@ def test_from_fastmcp_oauth_proxy_default_storage(
     after migrate, a proxy on our store sees the same registered client (no new registration)."""
     import fastmcp
     from fastmcp.server.auth.oauth_proxy import OAuthProxy
-    from fastmcp.server.auth.providers.jwt import StaticTokenVerifier
     from mcp.shared.auth import OAuthClientInformationFull
+
+    from tests._support.oauth_proxy import fake_upstream_proxy
 
     home = tmp_path / "fastmcp-home"
     monkeypatch.setattr(fastmcp.settings, "home", home)
     signing_key = "a-jwt-signing-key-of-some-length"
 
     def proxy(**storage: Any) -> OAuthProxy:
-        return OAuthProxy(
-            upstream_authorization_endpoint="https://idp.example/authorize",
-            upstream_token_endpoint="https://idp.example/token",
-            upstream_client_id="client-id",
-            upstream_client_secret="client-secret",
-            token_verifier=StaticTokenVerifier(tokens={}),
-            base_url="http://127.0.0.1:8000",
-            jwt_signing_key=signing_key,
-            **storage,
-        )
+        return fake_upstream_proxy(jwt_signing_key=signing_key, **storage)
 
     async def register() -> None:
         info = OAuthClientInformationFull(

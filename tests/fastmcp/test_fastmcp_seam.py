@@ -122,27 +122,18 @@ def test_the_oauth_proxy_default_storage_is_where_a_real_oauth_proxy_writes(
     import asyncio
 
     import fastmcp
-    from fastmcp.server.auth import OAuthProxy
-    from fastmcp.server.auth.providers.jwt import StaticTokenVerifier
     from mcp.shared.auth import OAuthClientInformationFull
 
     from fastmcp_sessions.fastmcp._seam import oauth_proxy_default_storage
+    from tests._support.oauth_proxy import UPSTREAM_CLIENT_SECRET, fake_upstream_proxy
 
     monkeypatch.setattr(fastmcp.settings, "home", tmp_path)
-    proxy = OAuthProxy(
-        upstream_authorization_endpoint="https://idp.example/authorize",
-        upstream_token_endpoint="https://idp.example/token",
-        upstream_client_id="client-id",
-        upstream_client_secret="upstream-client-secret",
-        token_verifier=StaticTokenVerifier(tokens={}),
-        base_url="http://127.0.0.1:8000",
-        jwt_signing_key=jwt_signing_key,
-    )
+    proxy = fake_upstream_proxy(jwt_signing_key=jwt_signing_key)
     client = OAuthClientInformationFull(client_id="seam-client", redirect_uris=["http://127.0.0.1:9/cb"])
     asyncio.run(proxy.register_client(client))
 
     _, directory = oauth_proxy_default_storage(
-        jwt_signing_key=jwt_signing_key, upstream_client_secret="upstream-client-secret"
+        jwt_signing_key=jwt_signing_key, upstream_client_secret=UPSTREAM_CLIENT_SECRET
     )
     written = sorted(p for p in (tmp_path / "oauth-proxy").iterdir())
     assert written == [directory], "oauth_proxy_default_storage no longer mirrors OAuthProxy.__init__"

@@ -105,20 +105,10 @@ async def test_response_cache_over_our_store(store: Store) -> None:
 
 @pytest.mark.parametrize("slot", ["oauth-proxy"])
 async def test_oauth_proxy_accepts_our_store(tmp_path: Path, slot: str) -> None:
-    from fastmcp.server.auth.oauth_proxy import OAuthProxy
-    from fastmcp.server.auth.providers.jwt import StaticTokenVerifier
+    from tests._support.oauth_proxy import fake_upstream_proxy
 
     store = DiskStore(tmp_path / "oauth.sqlite3", keys=[KEY])
-    proxy = OAuthProxy(
-        upstream_authorization_endpoint="https://idp.example/authorize",
-        upstream_token_endpoint="https://idp.example/token",
-        upstream_client_id="client-id",
-        upstream_client_secret="client-secret",
-        token_verifier=StaticTokenVerifier(tokens={}),
-        base_url="http://127.0.0.1:8000",
-        client_storage=store,
-        jwt_signing_key="a" * 32,
-    )
+    proxy = fake_upstream_proxy(client_storage=store, jwt_signing_key="a" * 32)
     from mcp.shared.auth import OAuthClientInformationFull
 
     info = OAuthClientInformationFull(
