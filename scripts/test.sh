@@ -4,7 +4,7 @@
 #   2. the lowest versions pyproject.toml allows (requirements/lowest.txt): the store
 #      contract on memory, disk, Redis, Redis Cluster, PostgreSQL, MongoDB and DynamoDB
 #      stand-ins,
-#      and the FastMCP slot tests.
+#      the FastMCP slot tests, and the seam tests (redis-py, MCP SDK, FastMCP).
 # The servers are started and stopped by the tests themselves, on 127.0.0.1.
 # Arguments go to the first stage's pytest; FASTMCP_SESSIONS_SKIP_LOWEST=1 skips stage 2.
 set -euo pipefail
@@ -32,4 +32,5 @@ import importlib.metadata as m
 print(", ".join(f"{n} {m.version(n)}" for n in ("fastmcp", "mcp", "py-key-value-aio", "redis", "pymongo", "aioboto3", "asyncpg", "pydantic", "cryptography")))'))"
 FASTMCP_SESSIONS_TEST_BACKENDS=memory,memory+encrypted,disk,disk+inline,disk+plain,redis,redis-cluster,mongodb-nx,dynamodb-moto,postgresql \
     exec timeout --signal=TERM --kill-after=30 900 .venv-lowest/bin/python -m pytest -q -p no:cacheprovider \
-    tests/conformance tests/fastmcp/test_fastmcp_slots.py tests/stores/test_open_store.py tests/stores/test_redis_seam.py
+    tests/conformance tests/fastmcp/test_fastmcp_slots.py tests/stores/test_open_store.py tests/stores/test_redis_seam.py \
+    tests/sessions/test_mcp_seam.py tests/fastmcp/test_fastmcp_seam.py

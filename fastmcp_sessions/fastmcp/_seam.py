@@ -28,12 +28,12 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from mcp.server.lowlevel.server import Server
 
+from fastmcp_sessions._versions import installed_version
 from fastmcp_sessions.errors import InvalidArgumentError, StoreSetupError
 
 __all__ = [
@@ -56,17 +56,11 @@ class FastMCPSeamError(StoreSetupError):
     """The installed FastMCP no longer has an internal the subscription wiring needs."""
 
     def __init__(self, what: str) -> None:
+        found = installed_version("fastmcp") or "unknown version"
         super().__init__(
             f"fastmcp-sessions' subscription wiring supports FastMCP 4.0 to 4.2, and this FastMCP "
-            f"({_fastmcp_version()}) changed {what}; pin fastmcp to 4.2.x or upgrade fastmcp-sessions"
+            f"({found}) changed {what}; pin fastmcp to 4.2.x or upgrade fastmcp-sessions"
         )
-
-
-def _fastmcp_version() -> str:
-    try:
-        return version("fastmcp")
-    except Exception:
-        return "unknown version"
 
 
 def _method(owner: object, name: str, where: str, params: tuple[str, ...] = ()) -> Callable[..., Any]:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from importlib.metadata import version
 
+from fastmcp_sessions._versions import installed_version
 from fastmcp_sessions.errors import StoreSetupError
 
 __all__ = [
@@ -58,18 +58,12 @@ class MCPSeamError(StoreSetupError):
     """The installed MCP SDK no longer has an internal the single-flight refresh needs."""
 
     def __init__(self, what: str) -> None:
+        found = installed_version("mcp") or "unknown version"
         super().__init__(
             f"fastmcp-sessions' single-flight token refresh does not support this mcp "
-            f"({_mcp_version()}): it changed {what}; pin mcp to a version pyproject.toml allows "
+            f"({found}): it changed {what}; pin mcp to a version pyproject.toml allows "
             "or upgrade fastmcp-sessions"
         )
-
-
-def _mcp_version() -> str:
-    try:
-        return version("mcp")
-    except Exception:
-        return "unknown version"
 
 
 @functools.cache

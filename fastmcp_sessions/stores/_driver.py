@@ -23,11 +23,11 @@ package is installed but too old; ``Driver.error()`` tells the cases apart::
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import re
 from dataclasses import dataclass
 
+from fastmcp_sessions._versions import installed_version
 from fastmcp_sessions.errors import DriverImportError, StoreOptionError
 
 __all__ = ["Driver", "Requirement"]
@@ -61,10 +61,7 @@ class Requirement:
 
     def version(self) -> str | None:
         """The installed version according to the package metadata, or ``None``."""
-        try:
-            return importlib.metadata.version(self.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        return installed_version(self.distribution)
 
     def absent_module(self) -> str | None:
         """The first of ``modules`` that cannot be found at all, or ``None``."""

@@ -5,6 +5,7 @@ package touches a FastMCP private."""
 from __future__ import annotations
 
 import ast
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ def test_a_fastmcp_that_moved_an_internal_fails_loudly_naming_it(breakage: Any, 
     ) as caught:
         enable_subscriptions(mcp, MemoryBus(server_name="moved"))
     assert named in str(caught.value).replace("._remove_component", "._remove")
+    assert f"FastMCP ({version('fastmcp')})" in str(caught.value)
     assert isinstance(caught.value, StoreSetupError)
 
 

@@ -118,6 +118,7 @@ FAMILIES: dict[str, tuple[int, tuple[str, ...]]] = {
             "_retry",
             "_closing",
             "_timing",
+            "_versions",
             "_otel_seam",
             "telemetry",
             "encryption",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -78,6 +79,7 @@ def test_an_sdk_that_moved_an_internal_fails_loudly_naming_it(
     with pytest.raises(MCPSeamError) as caught:
         check_seam()
     assert named in str(caught.value)
+    assert f"mcp ({version('mcp')})" in str(caught.value)
     assert "upgrade fastmcp-sessions" in str(caught.value)
     assert isinstance(caught.value, StoreSetupError)
 
