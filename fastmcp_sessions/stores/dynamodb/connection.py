@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fastmcp_sessions.errors import StoreSetupError
@@ -41,6 +41,20 @@ CONCURRENCY = 8
 def error_code(exc: ClientError) -> str:
     """The AWS error code of a ``ClientError`` (``""`` when the response names none)."""
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+async def condition_held(write: Awaitable[object]) -> bool:
+    """Await a conditional write; ``False`` when DynamoDB refused it because its condition failed.
+
+    Every other error propagates, to be translated by the store.
+    """
+    try:
+        await write
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 async def open_client(

@@ -23,7 +23,13 @@ from fastmcp_sessions.stores.dynamodb.batches import (
     chunks,
     run_all,
 )
-from fastmcp_sessions.stores.dynamodb.connection import _DRIVER, DRIVER_ERRORS, ClientError, error_code
+from fastmcp_sessions.stores.dynamodb.connection import (
+    _DRIVER,
+    DRIVER_ERRORS,
+    ClientError,
+    condition_held,
+    error_code,
+)
 from fastmcp_sessions.stores.dynamodb.encoding import (
     LIVE,
     Item,
@@ -316,8 +322,8 @@ class DynamoDBStore(Store):
         client = await self._db()
         now = time.time()
         item = make_item(collection, key, value, ttl, now)
-        try:
-            await client.put_item(
+        return await condition_held(
+            client.put_item(
                 TableName=self.table,
                 Item=item,
                 # An expired item counts as absent.
@@ -325,11 +331,7 @@ class DynamoDBStore(Store):
                 ExpressionAttributeNames={"#pk": "pk", "#x": "expires_ms"},
                 ExpressionAttributeValues={":now": {"N": str(int(now * 1000))}},
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     async def _compare_and_set(
         self, collection: str, key: str, value: Value, version: str, ttl: float | None
@@ -337,35 +339,27 @@ class DynamoDBStore(Store):
         client = await self._db()
         now = time.time()
         item = make_item(collection, key, value, ttl, now)
-        try:
-            await client.put_item(
+        return await condition_held(
+            client.put_item(
                 TableName=self.table,
                 Item=item,
                 ConditionExpression=f"#ver = :ver AND {LIVE}",
                 ExpressionAttributeNames={"#ver": "version", "#x": "expires_ms"},
                 ExpressionAttributeValues={":ver": {"S": version}, ":now": {"N": str(int(now * 1000))}},
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     async def _delete_if_version(self, collection: str, key: str, version: str) -> bool:
         client = await self._db()
-        try:
-            await client.delete_item(
+        return await condition_held(
+            client.delete_item(
                 TableName=self.table,
                 Key=item_key(collection, key),
                 ConditionExpression=f"#ver = :ver AND {LIVE}",
                 ExpressionAttributeNames={"#ver": "version", "#x": "expires_ms"},
                 ExpressionAttributeValues={":ver": {"S": version}, **live_now()},
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     async def _query(self, collection: str, *, live_only: bool, limit: int | None = None) -> list[Item]:
         client = await self._db()
@@ -450,17 +444,15 @@ class DynamoDBStore(Store):
 
         async def delete(item: Item) -> None:
             # Conditional, so an entry rewritten since the scan is left alone.
-            try:
-                await client.delete_item(
+            await condition_held(
+                client.delete_item(
                     TableName=self.table,
                     Key={"pk": item["pk"], "sk": item["sk"]},
                     ConditionExpression="#x <= :now",
                     ExpressionAttributeNames={"#x": "expires_ms"},
                     ExpressionAttributeValues=live_now(),
                 )
-            except ClientError as exc:
-                if error_code(exc) != "ConditionalCheckFailedException":
-                    raise
+            )
 
         if expired:
             await run_all([partial(delete, item) for item in expired])

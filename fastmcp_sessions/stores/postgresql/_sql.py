@@ -72,6 +72,14 @@ def _json(collection: str, key: str, value: Value) -> str:
     return text
 
 
+def _new_row(collection: str, key: str, value: Value) -> tuple[bytes, bytes, str, str, int, str, int]:
+    """Parameters ``$1`` to ``$7`` of the ``write`` and ``insert`` statements, for a new entry."""
+    c, c_esc = _stored_name(collection)
+    k, k_esc = _stored_name(key)
+    flags = c_esc * _ESC_COLLECTION + k_esc * _ESC_KEY
+    return digest(collection), digest(key), c, k, flags, _json(collection, key, value), _new_version()
+
+
 def _version_arg(version: str) -> int | None:
     """The stored form of an opaque version string, or ``None`` if we never issued it."""
     if not (0 < len(version) <= 19 and version.isdigit()):

@@ -31,6 +31,7 @@ from fastmcp_sessions.stores.postgresql._sql import (
     _derived,
     _json,
     _loaded_name,
+    _new_row,
     _new_version,
     _quote,
     _statements,
@@ -535,19 +536,7 @@ class PostgreSQLStore(Store):
 
     async def _put(self, collection: str, key: str, value: Value, ttl: float | None) -> None:
         pool = await self._db()
-        c, c_esc = _stored_name(collection)
-        k, k_esc = _stored_name(key)
-        await pool.execute(
-            self._sql["write"],
-            digest(collection),
-            digest(key),
-            c,
-            k,
-            c_esc * _ESC_COLLECTION + k_esc * _ESC_KEY,
-            _json(collection, key, value),
-            _new_version(),
-            ttl,
-        )
+        await pool.execute(self._sql["write"], *_new_row(collection, key, value), ttl)
 
     async def _put_many(
         self, collection: str, keys: list[str], values: list[Value], ttl: float | None
@@ -583,20 +572,8 @@ class PostgreSQLStore(Store):
 
     async def _put_if_absent(self, collection: str, key: str, value: Value, ttl: float | None) -> bool:
         pool = await self._db()
-        c, c_esc = _stored_name(collection)
-        k, k_esc = _stored_name(key)
-        row = await pool.fetchval(
-            self._sql["insert"],
-            digest(collection),
-            digest(key),
-            c,
-            k,
-            c_esc * _ESC_COLLECTION + k_esc * _ESC_KEY,
-            _json(collection, key, value),
-            _new_version(),
-            ttl,
-        )
-        return row is not None
+        inserted = await pool.fetchval(self._sql["insert"], *_new_row(collection, key, value), ttl)
+        return inserted is not None
 
     async def _compare_and_set(
         self, collection: str, key: str, value: Value, version: str, ttl: float | None
