@@ -10,8 +10,9 @@ __all__ = ["installed_version"]
 def installed_version(distribution: str) -> str | None:
     """The version the package metadata records for ``distribution``, or ``None`` when it has none.
 
-    Error messages quote it so a user can tell which release changed or is missing, so
-    it must never raise itself: a module imported from a source tree has no metadata.
+    Error messages quote it so a user can tell which release changed or is missing; a
+    module imported from a source tree has no metadata, and that must not turn the
+    message being built into a different error.
     """
     try:
         return importlib.metadata.version(distribution)
